@@ -1,0 +1,37 @@
+"""The ``cs330`` command. Each room adds its own subcommands; this file only wires them up."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cs330", description="cs330 course toolchain")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    from cs330.grading import cli as grading_cli
+
+    grading_cli.add_parsers(sub)
+    try:
+        from cs330.data import cli as data_cli
+    except ImportError:  # the data room may not provide a CLI yet
+        data_cli = None
+    if data_cli is not None:
+        data_cli.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

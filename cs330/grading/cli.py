@@ -1,0 +1,142 @@
+"""Toolchain subcommands: release, grade, submit, test, demo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from cs330.grading import grader, homework, release, submit
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser("release", help="generate the student tree and the Gradescope autograder bundle")
+    p.add_argument("hw", help="homework name (hw2), folder name or path")
+    p.add_argument("--out", required=True, type=Path, help="output folder")
+    p.set_defaults(func=cmd_release)
+
+    p = sub.add_parser("grade", help="grade a submission (folder or zip), or a folder of submissions")
+    p.add_argument("hw", help="homework name, folder, or an autograder bundle folder")
+    p.add_argument("submission", type=Path, help="a submission folder or zip; or a folder of them (batch)")
+    p.add_argument("--results", type=Path, help="where to write results.json (single) [default: ./results.json]")
+    p.add_argument("--out", type=Path, help="batch: folder for the gradebook and per-submission results [default: ./grades]")
+    p.add_argument("--batch", action="store_true", help="treat SUBMISSION as a folder of submissions (auto-detected otherwise)")
+    p.add_argument("--jobs", type=int, default=1, help="parallel test processes (single) or submissions (batch)")
+    p.set_defaults(func=cmd_grade)
+
+    p = sub.add_parser("submit", help="check your homework and write the zip to upload")
+    p.add_argument("hw", help="homework name (hw2) or folder")
+    p.add_argument("--out", type=Path, help="zip to write [default: ./<hw>-submission.zip]")
+    p.add_argument("--force", action="store_true", help="write the zip even if checks fail")
+    p.set_defaults(func=cmd_submit)
+
+    p = sub.add_parser("test", help="run a homework's tests (all, or some by id such as 2a-1-basic)")
+    p.add_argument("hw")
+    p.add_argument("ids", nargs="*", help="test ids to run")
+    p.set_defaults(func=cmd_test)
+
+    p = sub.add_parser("demo", help="release a homework, grade its reference and its stub, print the tables")
+    p.add_argument("hw", nargs="?", help="homework [default: the first one found, else the toy example]")
+    p.set_defaults(func=cmd_demo)
+
+
+def _find(name) -> homework.Homework:
+    try:
+        return homework.find(name)
+    except homework.HomeworkError as e:
+        raise SystemExit(f"cs330: {e}")
+
+
+def cmd_release(args) -> int:
+    hw = _find(args.hw)
+    try:
+        paths = release.release(hw, args.out)
+    except release.ReleaseError as e:
+        print(f"cs330 release: {e}", file=sys.stderr)
+        return 1
+    for what, path in paths.items():
+        print(f"{what:15s} {path}")
+    return 0
+
+
+def cmd_grade(args) -> int:
+    target = args.hw if grader.is_bundle(Path(args.hw)) else _find(args.hw).root
+    if not args.submission.exists():
+        print(f"cs330 grade: {args.submission} does not exist", file=sys.stderr)
+        return 2
+    batch = args.batch or (args.submission.is_dir() and _looks_like_batch(target, args.submission))
+    if batch:
+        gradebook = grader.grade_batch(target, args.submission, args.out or Path("grades"), jobs=args.jobs)
+        print(f"gradebook: {gradebook}")
+        return 0
+    try:
+        report = grader.grade(target, args.submission, jobs=args.jobs)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"cs330 grade: {e}", file=sys.stderr)
+        return 2
+    grader.write_results(report, args.results or Path("results.json"))
+    print(report.table())
+    print(f"results: {args.results or 'results.json'}  (sandbox: {report.sandbox})")
+    return 1 if report.fault else 0
+
+
+def _looks_like_batch(target, folder: Path) -> bool:
+    """A folder of submissions holds only subfolders or zips and none of the files students hand in."""
+    hw = homework.load(Path(target) / "reference") if grader.is_bundle(Path(target)) else homework.load(target)
+    if any(hw.is_submitted(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()):
+        return False
+    return bool(grader.batch_entries(folder))
+
+
+def cmd_submit(args) -> int:
+    hw = _find(args.hw)
+    result, out = submit.submit(hw, args.out, force=args.force)
+    for rel in result.files:
+        print(f"  + {rel}")
+    for w in result.warnings:
+        print(f"warning: {w}")
+    for e in result.errors:
+        print(f"error: {e}", file=sys.stderr)
+    if out is None:
+        print("Not written: fix the errors above (or use --force).", file=sys.stderr)
+        return 1
+    print(f"Wrote {out}: upload it to Gradescope.")
+    return 0
+
+
+def cmd_test(args) -> int:
+    hw = _find(args.hw)
+    cmd = [sys.executable, "-m", "pytest", str(hw.tests_dir), "-q"] + [x for i in args.ids for x in ("--cs330-id", i)]
+    return subprocess.call(cmd, cwd=hw.root)
+
+
+def default_demo() -> Path:
+    found = homework.discover()
+    if found:
+        return found[0].root
+    from cs330.data.root import repo_root
+
+    return (repo_root() or Path.cwd()) / "tests" / "fixtures" / "toyhw"
+
+
+def cmd_demo(args) -> int:
+    hw = _find(args.hw or default_demo())
+    with tempfile.TemporaryDirectory(prefix="cs330-demo-") as tmp:
+        print(f"== cs330 release {hw.name} ({hw.root})")
+        paths = release.release(hw, Path(tmp))
+        for what, path in paths.items():
+            print(f"   {what:15s} {Path(path).name}")
+        print(f"\n== grading the reference solution ({hw.folder}/)")
+        ref = grader.grade(hw.root, hw.root)
+        print(ref.table())
+        print(f"\n== grading the untouched student release (every coding test should score 0)")
+        stub = grader.grade(hw.root, paths["student"])
+        print(stub.table())
+        grader.validate(ref.to_gradescope())
+        grader.validate(stub.to_gradescope())
+        print(f"\nreference {ref.score:g}/{ref.max_score:g}, stub {stub.score:g}/{stub.max_score:g}; results.json valid; sandbox: {ref.sandbox}")
+        ok = ref.score == ref.max_score > 0 and not ref.fault and not stub.fault
+    return 0 if ok else 1

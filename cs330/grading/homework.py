@@ -1,0 +1,128 @@
+"""A homework is a folder with a ``homework.toml``. Adding one to the course is that folder, nothing else.
+
+``homework.toml``::
+
+    name = "hw2"                        # what `cs330 release hw2` calls it
+    title = "MAML and prototypical networks"
+    submit = ["maml.py", "protonet.py", "results/*.json"]   # what students hand in (globs)
+    exclude = ["runs/**"]               # never shipped to students (besides hidden test files)
+    tests = "tests"                     # public + hidden tests (default "tests")
+
+    [grading]
+    timeout = 60                        # default seconds per test (a test's own `timeout=` wins)
+    memory_mb = 4096                    # extra memory one test process may take
+
+The course's homework folders sit at the repository root (``hw0_multitask/``, ...).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+CONFIG = "homework.toml"
+ALWAYS_EXCLUDED = ["__pycache__/**", "*.pyc", ".pytest_cache/**", ".hypothesis/**", "*.egg-info/**"]
+
+
+class HomeworkError(ValueError):
+    """A homework that cannot be found or whose config is wrong."""
+
+
+@dataclass
+class Homework:
+    name: str
+    root: Path
+    title: str = ""
+    submit: list[str] = field(default_factory=list)
+    exclude: list[str] = field(default_factory=list)
+    tests: str = "tests"
+    timeout: float = 60.0
+    memory_mb: int = 4096
+
+    @property
+    def folder(self) -> str:
+        return self.root.name
+
+    @property
+    def tests_dir(self) -> Path:
+        return self.root / self.tests
+
+    def files(self) -> list[Path]:
+        """Every file of the homework (relative paths, sorted), minus caches."""
+        out = []
+        for path in sorted(self.root.rglob("*")):
+            rel = path.relative_to(self.root)
+            if path.is_file() and not matches(rel, ALWAYS_EXCLUDED):
+                out.append(rel)
+        return out
+
+    def is_submitted(self, rel: Path) -> bool:
+        return matches(rel, self.submit)
+
+    def submitted_modules(self) -> list[str]:
+        """Module names of the Python files students hand in (``maml.py`` -> ``maml``)."""
+        return [p[:-3].replace("/", ".") for p in self.submit if p.endswith(".py") and not any(c in p for c in "*?[")]
+
+
+def matches(rel: Path | str, patterns: list[str]) -> bool:
+    """Whether a relative path matches any glob; ``dir/**`` matches everything under ``dir``."""
+    rel = Path(rel).as_posix()
+    for pattern in patterns:
+        if fnmatch.fnmatch(rel, pattern):
+            return True
+        if pattern.endswith("/**") and (rel + "/").startswith(pattern[:-2]):
+            return True
+        if "/" not in pattern and fnmatch.fnmatch(rel.rsplit("/", 1)[-1], pattern):
+            return True
+    return False
+
+
+def load(folder: str | Path) -> Homework:
+    """The homework in ``folder`` (which holds ``homework.toml``)."""
+    root = Path(folder).resolve()
+    config_path = root / CONFIG
+    if not config_path.is_file():
+        raise HomeworkError(f"{root} is not a homework folder: it has no {CONFIG}")
+    try:
+        config = tomllib.loads(config_path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise HomeworkError(f"{config_path}: {e}") from None
+    grading = config.pop("grading", {})
+    known = {"name", "title", "submit", "exclude", "tests"}
+    unknown = set(config) - known
+    if unknown or "name" not in config:
+        raise HomeworkError(f"{config_path}: needs `name`; known keys are {sorted(known)}, got {sorted(config)}")
+    return Homework(root=root, **config, **{k: grading[k] for k in ("timeout", "memory_mb") if k in grading})
+
+
+def discover(*search: Path) -> list[Homework]:
+    """The homework folders directly under each of ``search`` (default: the repository and cwd)."""
+    from cs330.data.root import repo_root
+
+    dirs = list(search) or [d for d in (repo_root(), Path.cwd()) if d is not None]
+    found: dict[Path, Homework] = {}
+    for d in dirs:
+        for config in sorted(Path(d).glob(f"*/{CONFIG}")) + sorted(Path(d).glob(CONFIG)):
+            hw = load(config.parent)
+            found.setdefault(hw.root, hw)
+    return list(found.values())
+
+
+def find(name_or_path: str | Path) -> Homework:
+    """A homework by name (``hw2``), folder name (``hw2_maml_protonet``) or path."""
+    path = Path(name_or_path)
+    if (path / CONFIG).is_file():
+        return load(path)
+    homeworks = discover()
+    for hw in homeworks:
+        if str(name_or_path) in (hw.name, hw.folder):
+            return hw
+    names = ", ".join(sorted(hw.name for hw in homeworks)) or "none found"
+    raise HomeworkError(f"no homework called {name_or_path!r} (known: {names}); or give the path of a folder with {CONFIG}")

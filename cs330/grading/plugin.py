@@ -1,0 +1,161 @@
+"""The pytest plugin (registered as an entry point, so it is active wherever cs330 is installed).
+
+For everyone:
+  * registers the ``cs330`` marker that ``graded`` sets;
+  * ``--cs330-id ID`` (repeatable) runs only the tests with those ids;
+  * in a student copy, a hidden test that ran without error is reported as *skipped* with a note
+    that its checks run on the autograder (it would otherwise look like a pass it has not earned).
+
+In the autograder's test process (``--cs330-report-fd``), it also streams one JSON line per event
+to the grader, loads the reference solution before any student code runs, and then enters the
+sandbox (cs330.grading.sandbox).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from cs330.grading import api, markers
+
+MAX_OUTPUT = 20_000  # characters of failure text and captured output kept per test
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("cs330")
+    group.addoption("--cs330-id", action="append", default=[], metavar="ID", help="run only the graded test(s) with this id")
+    group.addoption("--cs330-report-fd", type=int, default=None, help=argparse_suppress())
+    group.addoption("--cs330-sandbox", default="{}", help=argparse_suppress())
+
+
+def argparse_suppress():
+    import argparse
+
+    return argparse.SUPPRESS
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "cs330(id, points, hidden, visibility): a graded test (set by cs330.grading.graded)")
+    fd = config.getoption("--cs330-report-fd")
+    if fd is not None:
+        config.pluginmanager.register(GraderReporter(os.fdopen(fd, "w", buffering=1), config), "cs330-grader-reporter")
+
+
+def graded_meta(item) -> dict | None:
+    mark = item.get_closest_marker("cs330")
+    return dict(mark.kwargs) if mark else None
+
+
+def pytest_collection_modifyitems(config, items):
+    wanted = set(config.getoption("--cs330-id"))
+    if config.getoption("--cs330-report-fd") is not None and not wanted:  # the autograder runs graded tests only
+        wanted = {graded_meta(item)["id"] for item in items if graded_meta(item)}
+    if not wanted:
+        return
+    keep = [item for item in items if (graded_meta(item) or {}).get("id") in wanted]
+    missing = wanted - {graded_meta(item)["id"] for item in keep}
+    if missing:
+        raise pytest.UsageError(f"no graded test with id {', '.join(sorted(missing))}")
+    config.hook.pytest_deselected(items=[item for item in items if item not in keep])
+    items[:] = keep
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    meta = graded_meta(item)
+    if call.when == "call" and report.passed and meta and meta["hidden"] and _is_student_copy(item):
+        report.outcome = "skipped"
+        report.longrepr = (str(item.path), item.location[1] or 0, "hidden test: your code ran without errors; its checks run on the autograder")
+
+
+def _is_student_copy(item) -> bool:
+    module = getattr(item, "module", None)
+    if module is None:
+        return False
+    cached = getattr(module, "__cs330_student_copy__", None)
+    if cached is None:
+        try:
+            cached = Path(module.__file__).read_text().startswith(markers.STUDENT_COPY_TAG)
+        except OSError:
+            cached = False
+        module.__cs330_student_copy__ = cached
+    return cached
+
+
+class GraderReporter:
+    """Streams test events to the grader process, one JSON object per line."""
+
+    def __init__(self, stream, config):
+        self.stream, self.config = stream, config
+        self.reports: dict[str, list] = {}
+        self.collect_errors: list[str] = []
+
+    def emit(self, **event):
+        self.stream.write(json.dumps(event) + "\n")
+        self.stream.flush()
+
+    def pytest_collection_finish(self, session):
+        tests = []
+        for item in session.items:
+            meta = graded_meta(item)
+            if meta is None:
+                continue
+            timeout = item.get_closest_marker("timeout")
+            doc = (getattr(getattr(item, "function", None), "__doc__", None) or item.name).strip().splitlines()[0]
+            tests.append({**meta, "nodeid": item.nodeid, "timeout": timeout.args[0] if timeout and timeout.args else None, "doc": doc})
+        self.emit(event="collected", tests=tests, errors=self.collect_errors)
+        self._enter_sandbox()
+
+    def pytest_collectreport(self, report):
+        if report.failed:
+            self.collect_errors.append(_clip(f"{report.nodeid}: {report.longreprtext}"))
+
+    def _enter_sandbox(self):
+        from cs330.grading import sandbox
+
+        settings = json.loads(self.config.getoption("--cs330-sandbox"))
+        submission = os.environ.get(api.ENV_SUBMISSION)
+        imported = sandbox.student_modules_imported(Path(submission)) if submission else []
+        if imported:
+            self.emit(event="fault", message=f"test files import student code at their top level ({', '.join(imported)}); import it inside tests with student_module()")
+            os._exit(3)
+        if os.environ.get(api.ENV_REFERENCE):
+            api.preload_reference(Path(os.environ[api.ENV_REFERENCE]), settings.get("modules", []))
+        sandbox.enter(**settings.get("limits", {}))
+
+    def pytest_runtest_logstart(self, nodeid, location):
+        self.emit(event="start", nodeid=nodeid)
+
+    def pytest_runtest_logreport(self, report):
+        self.reports.setdefault(report.nodeid, []).append(report)
+        if report.when != "teardown":
+            return
+        reports = self.reports.pop(report.nodeid)
+        failed = [r for r in reports if r.failed]
+        skipped = [r for r in reports if r.skipped]
+        if failed:
+            outcome, text = "failed", "\n".join(_longrepr(r) for r in failed)
+        elif skipped:
+            outcome, text = "skipped", _longrepr(skipped[0])
+        else:
+            outcome, text = "passed", ""
+        captured = "".join(r.capstdout + r.capstderr for r in reports if r.when == "call")
+        self.emit(event="end", nodeid=report.nodeid, outcome=outcome, message=_clip(text), output=_clip(captured), duration=sum(r.duration for r in reports))
+
+
+def _longrepr(report) -> str:
+    if isinstance(report.longrepr, tuple):
+        return str(report.longrepr[2])
+    return str(report.longreprtext if hasattr(report, "longreprtext") else report.longrepr)
+
+
+def _clip(text: str) -> str:
+    if len(text) <= MAX_OUTPUT:
+        return text
+    half = MAX_OUTPUT // 2
+    return f"{text[:half]}\n... [{len(text) - MAX_OUTPUT} characters cut] ...\n{text[-half:]}"

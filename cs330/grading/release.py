@@ -1,0 +1,192 @@
+"""``cs330 release``: the student tree and the Gradescope autograder bundle, from the reference code.
+
+    DIR/student/<hw_folder>/     the starter code students get (solutions stubbed, hidden checks removed)
+    DIR/<hw>-student.zip         the same, zipped
+    DIR/<hw>-autograder.zip      the Gradescope bundle: setup.sh, run_autograder, requirements.txt,
+                                 the cs330 package, and homework/ = starter/ + tests/ + reference/
+
+The release refuses (with ``file:line``) unpaired or nested markers, a generated file that does
+not parse, a hidden-only helper used outside a hidden region, and any solution line or hidden
+check that would still appear somewhere in the student tree.
+"""
+
+from __future__ import annotations
+
+import shutil
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cs330
+from cs330.grading import markers
+from cs330.grading.homework import Homework, matches
+
+MIN_LEAK_CHARS = 25  # removed lines at least this long must not appear anywhere in the student tree
+HIDDEN_ONLY = ("reference_module(",)
+TEXT_SUFFIXES = {".py", ".md", ".txt", ".toml", ".cfg", ".ini", ".json", ".yaml", ".yml", ".sh", ".csv", ".ipynb"}
+
+
+class ReleaseError(ValueError):
+    """The reference code cannot be released as it is; the message names file:line."""
+
+
+@dataclass
+class StudentTree:
+    root: Path
+    files: list[Path] = field(default_factory=list)
+    n_solutions: int = 0
+    n_hidden: int = 0
+    n_hidden_files: int = 0
+
+
+def student_files(hw: Homework) -> list[Path]:
+    """Files shipped to students: all but excluded ones, artifacts students produce, hidden test files."""
+    out = []
+    for rel in hw.files():
+        if matches(rel, hw.exclude) or (hw.is_submitted(rel) and rel.suffix != ".py"):
+            continue
+        if rel.suffix == ".py" and markers.is_hidden_file((hw.root / rel).read_text()):
+            continue
+        out.append(rel)
+    return out
+
+
+def build_student_tree(hw: Homework, dest: Path) -> StudentTree:
+    """Write the student copy of ``hw`` into ``dest`` (which must not exist yet)."""
+    if dest.exists():
+        raise ReleaseError(f"{dest} already exists; remove it or pick another --out")
+    tree = StudentTree(root=dest)
+    removed: list[tuple[str, str]] = []  # (where it came from, the line)
+    shipped = set(student_files(hw))
+    for rel in hw.files():
+        src = hw.root / rel
+        if rel.suffix == ".py" and markers.is_hidden_file(src.read_text()):
+            tree.n_hidden_files += 1
+        if rel not in shipped:
+            continue
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if rel.suffix == ".py":
+            try:
+                copy = markers.student_copy(src.read_text(), str(src))
+            except markers.MarkerError as e:
+                raise ReleaseError(str(e)) from None
+            _check_hidden_only(copy.text, src)
+            target.write_text(copy.text)
+            tree.n_solutions += copy.n_solutions
+            tree.n_hidden += copy.n_hidden
+            removed += [(str(src), line.strip()) for line in copy.removed]
+        else:
+            _check_no_markers(src)
+            shutil.copy2(src, target)
+        tree.files.append(rel)
+    check_no_leaks(dest, removed)
+    return tree
+
+
+def _check_hidden_only(text: str, src: Path) -> None:
+    for n, line in enumerate(text.splitlines(), 1):
+        for name in HIDDEN_ONLY:
+            if name in line and not line.lstrip().startswith("#"):
+                raise ReleaseError(f"{src}:{n}: {name[:-1]} is only for hidden checks; put this line inside BEGIN HIDDEN / END HIDDEN")
+
+
+def _check_no_markers(src: Path) -> None:
+    if src.suffix not in TEXT_SUFFIXES:
+        return
+    for n, line in enumerate(src.read_text(errors="replace").splitlines(), 1):
+        if markers.ANY_MARKER.search(line):
+            raise ReleaseError(f"{src}:{n}: markers only work in .py files; this file would ship as it is")
+
+
+def check_no_leaks(root: Path, removed: list[tuple[str, str]]) -> None:
+    """Fail if a removed solution line or hidden check (long enough to be telling) appears in the tree."""
+    telling = {line: origin for origin, line in removed if len(line) >= MIN_LEAK_CHARS and not line.startswith("#")}
+    if not telling:
+        return
+    for path in sorted(root.rglob("*")):
+        if not path.is_file() or path.suffix not in TEXT_SUFFIXES:
+            continue
+        for n, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+            for secret, origin in telling.items():
+                if secret in line:
+                    raise ReleaseError(f"{path}:{n}: the student tree would show hidden or solution text from {origin}: {secret!r}; mark it too")
+
+
+def build_bundle(hw: Homework, dest: Path) -> Path:
+    """The autograder's view of a homework: ``dest/{starter,tests,reference}``. Returns ``dest``."""
+    build_student_tree(hw, dest / "starter")
+    shutil.copytree(hw.tests_dir, dest / "tests", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copytree(hw.root, dest / "reference", ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache"))
+    shutil.rmtree(dest / "reference" / hw.tests, ignore_errors=True)
+    (dest / "BUNDLE").write_text(f"cs330 autograder bundle for {hw.name}\n")
+    return dest
+
+
+RUN_AUTOGRADER = """#!/usr/bin/env bash
+# Gradescope runs this for each submission. Same code path as `cs330 grade`.
+cd /autograder/source
+mkdir -p /autograder/results
+python3 -m cs330.cli grade /autograder/source/homework /autograder/submission \\
+    --results /autograder/results/results.json
+"""
+
+SETUP_SH = """#!/usr/bin/env bash
+# Gradescope runs this once when it builds the autograder image.
+set -euo pipefail
+cd /autograder/source
+python3 -m pip install --upgrade pip
+python3 -m pip install -r requirements.txt
+python3 -m pip install ./cs330_package
+"""
+
+
+def release(hw: Homework, out: Path) -> dict[str, Path]:
+    """Write the student tree, its zip, and the autograder zip into ``out``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    student_root = out / "student" / hw.folder
+    build_student_tree(hw, student_root)
+    student_zip = zip_folder(student_root, out / f"{hw.name}-student.zip", prefix=hw.folder)
+
+    staging = out / f".{hw.name}-autograder"
+    shutil.rmtree(staging, ignore_errors=True)
+    build_bundle(hw, staging / "homework")
+    package_src = Path(cs330.__file__).parent
+    shutil.copytree(package_src, staging / "cs330_package" / "cs330", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    repo_pyproject = package_src.parent / "pyproject.toml"
+    if repo_pyproject.is_file():
+        shutil.copy2(repo_pyproject, staging / "cs330_package" / "pyproject.toml")
+        (staging / "cs330_package" / "README.md").write_text("cs330 toolchain (copied by cs330 release)\n")
+    (staging / "requirements.txt").write_text("\n".join(_requirements()) + "\n")
+    (staging / "setup.sh").write_text(SETUP_SH)
+    (staging / "run_autograder").write_text(RUN_AUTOGRADER)
+    for script in ("setup.sh", "run_autograder"):
+        (staging / script).chmod(0o755)
+    autograder_zip = zip_folder(staging, out / f"{hw.name}-autograder.zip")
+    shutil.rmtree(staging)
+    return {"student": student_root, "student_zip": student_zip, "autograder_zip": autograder_zip}
+
+
+def _requirements() -> list[str]:
+    from importlib import metadata
+
+    try:
+        reqs = metadata.requires("cs330") or []
+    except metadata.PackageNotFoundError:
+        reqs = []
+    return [r for r in reqs if "extra ==" not in r] or ["torch", "torchvision", "numpy", "matplotlib", "tqdm", "pytest", "pytest-timeout", "jsonschema"]
+
+
+def zip_folder(folder: Path, target: Path, prefix: str = "") -> Path:
+    """A deterministic zip of ``folder`` (sorted entries, fixed timestamps, modes kept)."""
+    target.unlink(missing_ok=True)
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                arc = (Path(prefix) / path.relative_to(folder)).as_posix()
+                info = zipfile.ZipInfo(arc, date_time=(2020, 1, 1, 0, 0, 0))
+                info.external_attr = (path.stat().st_mode & 0o777 | 0o100000) << 16
+                info.compress_type = zipfile.ZIP_DEFLATED
+                zf.writestr(info, path.read_bytes())
+    return target

@@ -1,0 +1,304 @@
+"""Run a homework's graded tests on a submission, in child processes that may die at any moment.
+
+One test process runs the tests one after another and streams an event per test (plugin.py).
+The runner watches it: a test that overruns its timeout gets its process killed; a process that
+dies (``os._exit``, a segfault, a memory or file-size limit) fails the test it was running; either
+way a fresh process picks up the tests that had not run yet. So every collected test gets an
+outcome, whatever the submission does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import shutil
+import signal
+import site
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import cs330
+
+GRACE = 15.0  # seconds the runner allows past a test's own timeout before it kills the process
+START_TIMEOUT = 300.0  # seconds for a fresh process to import and collect the tests
+MAX_LOG = 20_000
+
+
+class GraderFault(RuntimeError):
+    """The tests themselves cannot run (a bug in the homework, not in the submission)."""
+
+
+@dataclass
+class Outcome:
+    nodeid: str
+    id: str
+    points: float
+    visibility: str
+    hidden: bool
+    doc: str
+    timeout: float | None
+    status: str = "not run"  # passed | failed | skipped | timeout | crashed | not run
+    message: str = ""
+    output: str = ""
+    duration: float = 0.0
+
+    @property
+    def score(self) -> float:
+        return self.points if self.status == "passed" else 0.0
+
+
+@dataclass
+class Job:
+    """Everything one grading run needs. ``private`` holds the tests/reference copies and is hidden
+    from student code together with ``hide``; ``workspace`` is the submission's working copy."""
+
+    tests: Path
+    workspace: Path
+    private: Path
+    reference: Path | None = None
+    modules: list[str] = field(default_factory=list)
+    hide: list[Path] = field(default_factory=list)
+    timeout: float = 60.0
+    memory_mb: int = 4096
+    threads: int = 1
+    log: list[str] = field(default_factory=list)
+
+
+@lru_cache(maxsize=1)
+def isolation_available() -> bool:
+    """Whether test processes can run in their own mount/PID/network namespaces (needs root)."""
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        return False
+    cmd = ["unshare", "--mount", "--pid", "--fork", "--net", "--mount-proc", "--propagation", "private", "true"]
+    try:
+        return subprocess.run(cmd, capture_output=True, timeout=20).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def sandbox_mode() -> str:
+    return "isolated (namespaces, no capabilities)" if isolation_available() else "basic (same user; hidden files deleted before student code runs)"
+
+
+def collect(job: Job) -> list[Outcome]:
+    """The graded tests, read by a test process that runs none of them."""
+    outcomes, _ = _run_process(job, ids=None, collect_only=True)
+    return sorted(outcomes, key=lambda o: _id_key(o.id))
+
+
+def run_all(job: Job) -> list[Outcome]:
+    """Collect and run every graded test (the first test process does both)."""
+    outcomes, _ = _run_process(job, ids=None)
+    if not outcomes:
+        raise GraderFault("no graded tests were collected:\n" + _tail("\n".join(job.log)))
+    run(job, outcomes)
+    return sorted(outcomes, key=lambda o: _id_key(o.id))
+
+
+def _id_key(test_id: str):
+    question, n, kind = test_id.split("-")
+    digits = "".join(c for c in question if c.isdigit())
+    return (int(digits), question, int(n), kind)
+
+
+def run(job: Job, outcomes: list[Outcome]) -> None:
+    """Run the given tests, filling in each outcome; restarts the test process after a crash."""
+    todo = [o for o in outcomes if o.status == "not run"]
+    while todo:
+        _, progressed = _run_process(job, ids=todo)
+        left = [o for o in todo if o.status == "not run"]
+        if not progressed:  # the process died before running anything: do not spin
+            for o in left:
+                o.status, o.message = "failed", "not run: the test process exited before this test started\n" + _tail("\n".join(job.log))
+            break
+        todo = left
+
+
+def _run_process(job: Job, ids: list[Outcome] | None, collect_only: bool = False):
+    run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=job.private))
+    shutil.copytree(job.tests, run_dir / "tests")
+    reference = None
+    if job.reference is not None:
+        reference = run_dir / "reference"
+        shutil.copytree(job.reference, reference)
+    (run_dir / "pytest.ini").write_text("[pytest]\naddopts =\n")
+    isolated = isolation_available()
+    basetemp = Path(tempfile.mkdtemp(prefix="cs330-tmp-"))
+    settings = {
+        "modules": job.modules,
+        "limits": {
+            "memory_mb": job.memory_mb,
+            "isolated": isolated,
+            "hide": _hideable([job.private, *job.hide], keep=[job.workspace, basetemp, *map(Path, _readonly_paths())]) if isolated else [],
+            "readonly": _readonly_paths() if isolated else [],
+            "delete": [] if isolated else [str(run_dir / "tests"), str(reference or run_dir / "reference")],
+        },
+    }
+    read_fd, write_fd = os.pipe()
+    cmd = [sys.executable, "-m", "pytest", str(run_dir / "tests"), "-c", str(run_dir / "pytest.ini"), "--rootdir", str(run_dir),
+           "-p", "no:cacheprovider", "-q", "--continue-on-collection-errors", f"--timeout={job.timeout:g}",
+           f"--basetemp={basetemp}", f"--cs330-report-fd={write_fd}", f"--cs330-sandbox={json.dumps(settings)}"]
+    if collect_only:
+        cmd.append("--collect-only")
+    for o in ids or []:
+        cmd += ["--cs330-id", o.id]
+    if isolated:
+        cmd = ["unshare", "--mount", "--pid", "--fork", "--net", "--mount-proc", "--propagation", "private", "--kill-child", *cmd]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CS330_SUBMISSION", "CS330_REFERENCE", "PYTEST_"))}
+    threads = str(job.threads)
+    env.update(CS330_SUBMISSION=str(job.workspace), PYTHONDONTWRITEBYTECODE="1", MPLBACKEND="Agg",
+               OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, PYTHONHASHSEED="0")
+    if reference is not None:
+        env["CS330_REFERENCE"] = str(reference)
+    proc = subprocess.Popen(cmd, cwd=job.workspace, env=env, pass_fds=[write_fd], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    os.close(write_fd)
+    console = _Tail(proc.stdout)
+    by_node = {o.nodeid: o for o in ids or []}
+    outcomes: list[Outcome] = []
+    current: Outcome | None = None
+    deadline = time.monotonic() + START_TIMEOUT
+    progressed = False
+    buffer = b""
+    try:
+        with os.fdopen(read_fd, "rb", buffering=0) as events:
+            while True:
+                wait = deadline - time.monotonic()
+                if wait <= 0:
+                    _kill(proc)
+                    if current is not None:
+                        current.status = "timeout"
+                        current.message = f"Timed out: still running after {current.timeout or job.timeout:g} s (+{GRACE:g} s grace); the test process was stopped."
+                        progressed = True
+                    else:
+                        job.log.append(f"test process made no progress for {START_TIMEOUT:g} s; stopped")
+                    break
+                ready, _, _ = select.select([events], [], [], min(wait, 1.0))
+                if not ready:
+                    continue
+                chunk = events.read(65536)
+                if not chunk:
+                    break
+                buffer += chunk
+                while b"\n" in buffer:
+                    line, buffer = buffer.split(b"\n", 1)
+                    event = json.loads(line)
+                    kind = event["event"]
+                    if kind == "fault":
+                        raise GraderFault(event["message"])
+                    if kind == "collected":
+                        if event["errors"]:
+                            raise GraderFault("the tests do not load:\n" + "\n".join(event["errors"]))
+                        outcomes = [Outcome(nodeid=t["nodeid"], id=t["id"], points=t["points"], visibility=t["visibility"],
+                                            hidden=t["hidden"], doc=t["doc"], timeout=t["timeout"]) for t in event["tests"]]
+                        if ids is None:
+                            by_node = {o.nodeid: o for o in outcomes}
+                        deadline = time.monotonic() + START_TIMEOUT
+                    elif kind == "start":
+                        current = by_node.get(event["nodeid"])
+                        limit = (current.timeout if current and current.timeout else job.timeout) + GRACE
+                        deadline = time.monotonic() + limit
+                    elif kind == "end":
+                        done = by_node.get(event["nodeid"])
+                        if done is not None:
+                            done.status, done.message, done.output = event["outcome"], event["message"], event["output"]
+                            done.duration = event["duration"]
+                            progressed = True
+                        current = None
+                        deadline = time.monotonic() + START_TIMEOUT
+    finally:
+        code = _reap(proc)
+        console.join()
+        shutil.rmtree(basetemp, ignore_errors=True)
+        shutil.rmtree(run_dir, ignore_errors=True)
+    log = console.text()
+    if log.strip():
+        job.log.append(log)
+    if current is not None and current.status == "not run":
+        current.status = "crashed"
+        current.message = f"The test process died while running this test ({_describe_exit(code)}).\n{_tail(log)}"
+        progressed = True
+    if collect_only and not outcomes:
+        raise GraderFault(f"no graded tests were collected ({_describe_exit(code)}):\n{_tail(log)}")
+    return outcomes, progressed
+
+
+def _hideable(paths: list[Path], keep: list[Path]) -> list[str]:
+    """The folders to cover, minus any that hold something the test process needs."""
+    out = []
+    for path in paths:
+        path = Path(path).resolve()
+        if path.is_dir() and not any(Path(k).resolve().is_relative_to(path) for k in keep):
+            out.append(str(path))
+    return out
+
+
+def _readonly_paths() -> list[str]:
+    paths = {sys.prefix, sys.base_prefix, *site.getsitepackages(), str(Path(cs330.__file__).parent)}
+    user_site = site.getusersitepackages()
+    if user_site and Path(user_site).exists():
+        paths.add(user_site)
+    return sorted(paths)
+
+
+class _Tail(threading.Thread):
+    """Drains a pipe in the background, keeping its first and last characters."""
+
+    def __init__(self, stream):
+        super().__init__(daemon=True)
+        self.stream, self.head, self.tail, self.total = stream, b"", b"", 0
+        self.start()
+
+    def run(self):
+        half = MAX_LOG // 2
+        for chunk in iter(lambda: self.stream.read1(65536), b""):
+            self.total += len(chunk)
+            take = max(0, half - len(self.head))
+            self.head += chunk[:take]
+            self.tail = (self.tail + chunk[take:])[-half:]
+
+    def text(self) -> str:
+        cut = self.total - len(self.head) - len(self.tail)
+        middle = f"\n... [{cut} bytes cut] ...\n".encode() if cut > 0 else b""
+        return (self.head + middle + self.tail).decode(errors="replace")
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _reap(proc: subprocess.Popen) -> int:
+    try:
+        return proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        _kill(proc)
+        return proc.wait()
+
+
+def _describe_exit(code: int) -> str:
+    if code is None:
+        return "still running"
+    # under `unshare --fork` a signal death shows as 128 + signal number
+    signum = -code if code < 0 else code - 128 if code > 128 else None
+    if signum:
+        try:
+            name = signal.Signals(signum).name
+        except ValueError:
+            name = f"signal {signum}"
+        why = {"SIGSEGV": "a segmentation fault", "SIGKILL": "killed (out of memory or stopped)", "SIGXFSZ": "wrote past the file-size limit", "SIGABRT": "aborted"}.get(name, name)
+        return f"{why}, {name}"
+    return f"exit code {code}"
+
+
+def _tail(text: str, n: int = 3000) -> str:
+    return text if len(text) <= n else "..." + text[-n:]
