@@ -299,8 +299,10 @@ def fetch(name: str, root=None, *, only_missing: bool = True, progress: bool = F
             if key.endswith("/"):  # a zip of a folder
                 if any(r.startswith(key) for r in todo):
                     archive = download(url, cache_root() / "downloads" / url.rsplit("/", 1)[1], progress=progress)
-                    _extract(archive, key, ds, base)
-                    archive.unlink(missing_ok=True)
+                    try:
+                        _extract(archive, key, ds, base)
+                    finally:
+                        archive.unlink(missing_ok=True)
             elif key in todo:  # the first accepted hash is the one of the file at the URL
                 algo, _, expected = ds.files[key][0].partition(":") if ds.files[key] else ("", "", "")
                 kw = {algo: expected} if algo in ("sha256", "md5") else {}
