@@ -101,18 +101,17 @@ def grade(hw_or_bundle: str | Path, submission: str | Path, jobs: int = 1, hide:
 def grade_bundle(bundle: Path, submission: Path, jobs: int = 1, hide: list[Path] = ()) -> Report:
     start = time.monotonic()
     hw = homework.load(bundle / "reference")
+    folder = (bundle / "BUNDLE").read_text().split("folder=", 1)[-1].strip() or hw.name
     report = Report(submission=str(submission), sandbox=runner.sandbox_mode())
-    private = Path(tempfile.mkdtemp(prefix="cs330-grader-"))
-    workspace = Path(tempfile.mkdtemp(prefix="cs330-submission-")) / hw.folder
+    private, workspace = runner.new_job_dirs(folder)
     try:
-        os.chmod(private, 0o700)
         shutil.copytree(bundle / "starter", workspace)
         source = _unpack(submission, private / "unpacked", hw)
         report.missing = _overlay(hw, source, workspace)
         cores = os.cpu_count() or 1
         job = runner.Job(tests=bundle / "tests", workspace=workspace, private=private, reference=bundle / "reference",
                          modules=hw.submitted_modules(), hide=[bundle, submission, *hide], timeout=hw.timeout,
-                         memory_mb=hw.memory_mb, threads=max(1, cores // max(1, jobs)))
+                         memory_mb=hw.memory_mb, grace=hw.grace, threads=max(1, cores // max(1, jobs)))
         try:
             if jobs > 1:
                 outcomes = runner.collect(job)
@@ -124,8 +123,7 @@ def grade_bundle(bundle: Path, submission: Path, jobs: int = 1, hide: list[Path]
         except GraderFault as e:
             report.fault = str(e)
     finally:
-        shutil.rmtree(private, ignore_errors=True)
-        shutil.rmtree(workspace.parent, ignore_errors=True)
+        shutil.rmtree(private.parent, ignore_errors=True)
     report.execution_time = time.monotonic() - start
     return report
 
@@ -152,9 +150,13 @@ def _unpack(submission: Path, dest: Path, hw: homework.Homework) -> Path:
         submission = dest
     # A zip of the folder itself ("hw0_multitask/model.py"): look inside the single wrapping folder.
     entries = [p for p in submission.iterdir() if not p.name.startswith((".", "__MACOSX"))]
-    if len(entries) == 1 and entries[0].is_dir() and not any(hw.is_submitted(p.relative_to(submission)) for p in submission.rglob("*") if p.is_file() and p.parent == submission):
+    if len(entries) == 1 and entries[0].is_dir() and _n_submitted(hw, entries[0]) > _n_submitted(hw, submission):
         return entries[0]
     return submission
+
+
+def _n_submitted(hw: homework.Homework, root: Path) -> int:
+    return sum(1 for p in root.rglob("*") if p.is_file() and hw.is_submitted(p.relative_to(root)))
 
 
 def _overlay(hw: homework.Homework, source: Path, workspace: Path) -> list[str]:
@@ -190,7 +192,11 @@ def validate(results: dict) -> None:
 
 
 def batch_entries(folder: Path) -> list[Path]:
-    return sorted(p for p in Path(folder).iterdir() if not p.name.startswith(".") and (p.is_dir() or zipfile.is_zipfile(p)))
+    return sorted(p for p in Path(folder).iterdir() if not p.name.startswith(".") and (p.is_dir() or p.suffix == ".zip"))
+
+
+def _name(entry: Path) -> str:
+    return entry.stem if entry.is_file() else entry.name
 
 
 def grade_batch(hw_or_bundle: str | Path, folder: Path, out: Path, jobs: int = 1, log=print) -> Path:
@@ -202,20 +208,21 @@ def grade_batch(hw_or_bundle: str | Path, folder: Path, out: Path, jobs: int = 1
     hw = None if is_bundle(Path(hw_or_bundle)) else homework.find(hw_or_bundle)
     with tempfile.TemporaryDirectory(prefix="cs330-batch-") as tmp:
         bundle = Path(hw_or_bundle) if hw is None else release.build_bundle(hw, Path(tmp) / "homework")
-        hide = [folder] + ([hw.root] if hw else [])
+        hide = [folder, out] + ([hw.root] if hw else [])
 
         def one(entry: Path) -> Report:
             try:
                 report = grade_bundle(bundle, entry, jobs=1, hide=hide)
             except Exception as e:  # an unreadable zip, say: recorded, never fatal to the batch
                 report = Report(submission=str(entry), fault=f"{type(e).__name__}: {e}")
-            name = entry.stem if entry.is_file() else entry.name
-            write_results(report, out / name / "results.json")
-            log(f"{name}: {_fmt(report.score)}/{_fmt(report.max_score)}" + (" (fault)" if report.fault else ""))
+            log(f"{_name(entry)}: {_fmt(report.score)}/{_fmt(report.max_score)}" + (" (fault)" if report.fault else ""))
             return report
 
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
             reports = list(pool.map(one, entries))
+    # Written only once every submission has run, so no submission can touch another's results.
+    for entry, report in zip(entries, reports):
+        write_results(report, out / _name(entry) / "results.json")
     ids = list(dict.fromkeys(o.id for r in reports for o in r.outcomes))
     gradebook = out / "gradebook.csv"
     with open(gradebook, "w", newline="") as f:
@@ -224,5 +231,5 @@ def grade_batch(hw_or_bundle: str | Path, folder: Path, out: Path, jobs: int = 1
         for entry, r in zip(entries, reports):
             scores = {o.id: _fmt(o.score) for o in r.outcomes}
             status = "fault" if r.fault else "missing files" if r.missing else "ok"
-            writer.writerow([entry.stem if entry.is_file() else entry.name, _fmt(r.score), _fmt(r.max_score), status, *(scores.get(i, "") for i in ids)])
+            writer.writerow([_name(entry), _fmt(r.score), _fmt(r.max_score), status, *(scores.get(i, "") for i in ids)])
     return gradebook

@@ -11,6 +11,7 @@
     [grading]
     timeout = 60                        # default seconds per test (a test's own `timeout=` wins)
     memory_mb = 4096                    # extra memory one test process may take
+    grace = 15                          # seconds past a timeout before the process is killed
 
 The course's homework folders sit at the repository root (``hw0_multitask/``, ...).
 """
@@ -45,6 +46,7 @@ class Homework:
     tests: str = "tests"
     timeout: float = 60.0
     memory_mb: int = 4096
+    grace: float = 15.0
 
     @property
     def folder(self) -> str:
@@ -99,7 +101,7 @@ def load(folder: str | Path) -> Homework:
     unknown = set(config) - known
     if unknown or "name" not in config:
         raise HomeworkError(f"{config_path}: needs `name`; known keys are {sorted(known)}, got {sorted(config)}")
-    return Homework(root=root, **config, **{k: grading[k] for k in ("timeout", "memory_mb") if k in grading})
+    return Homework(root=root, **config, **{k: grading[k] for k in ("timeout", "memory_mb", "grace") if k in grading})
 
 
 def discover(*search: Path) -> list[Homework]:

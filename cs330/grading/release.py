@@ -119,7 +119,7 @@ def build_bundle(hw: Homework, dest: Path) -> Path:
     shutil.copytree(hw.tests_dir, dest / "tests", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     shutil.copytree(hw.root, dest / "reference", ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache"))
     shutil.rmtree(dest / "reference" / hw.tests, ignore_errors=True)
-    (dest / "BUNDLE").write_text(f"cs330 autograder bundle for {hw.name}\n")
+    (dest / "BUNDLE").write_text(f"cs330 autograder bundle for {hw.name}\nfolder={hw.folder}\n")
     return dest
 
 

@@ -9,6 +9,7 @@ outcome, whatever the submission does.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import select
@@ -26,7 +27,6 @@ from pathlib import Path
 
 import cs330
 
-GRACE = 15.0  # seconds the runner allows past a test's own timeout before it kills the process
 START_TIMEOUT = 300.0  # seconds for a fresh process to import and collect the tests
 MAX_LOG = 20_000
 
@@ -67,8 +67,26 @@ class Job:
     hide: list[Path] = field(default_factory=list)
     timeout: float = 60.0
     memory_mb: int = 4096
+    grace: float = 15.0  # seconds past a test's own timeout before its process is killed
     threads: int = 1
     log: list[str] = field(default_factory=list)
+
+
+@lru_cache(maxsize=1)
+def grader_root() -> Path:
+    """One folder per grader process for every job's private files and workspace, so that a test
+    process can cover all of them at once (other submissions included) and keep only its own."""
+    root = Path(tempfile.mkdtemp(prefix="cs330-grader-"))
+    os.chmod(root, 0o711)
+    atexit.register(shutil.rmtree, root, True)
+    return root
+
+
+def new_job_dirs(folder: str) -> tuple[Path, Path]:
+    """A fresh (private, workspace) pair under :func:`grader_root`; the workspace ends in ``folder``."""
+    job = Path(tempfile.mkdtemp(dir=grader_root()))
+    (job / "private").mkdir(mode=0o700)
+    return job / "private", job / "work" / folder
 
 
 @lru_cache(maxsize=1)
@@ -130,20 +148,21 @@ def _run_process(job: Job, ids: list[Outcome] | None, collect_only: bool = False
         shutil.copytree(job.reference, reference)
     (run_dir / "pytest.ini").write_text("[pytest]\naddopts =\n")
     isolated = isolation_available()
-    basetemp = Path(tempfile.mkdtemp(prefix="cs330-tmp-"))
+    basetemp = Path(tempfile.mkdtemp(prefix="tmp-", dir=job.workspace.parent))
     settings = {
         "modules": job.modules,
         "limits": {
             "memory_mb": job.memory_mb,
             "isolated": isolated,
-            "hide": _hideable([job.private, *job.hide], keep=[job.workspace, basetemp, *map(Path, _readonly_paths())]) if isolated else [],
+            "hide": _hideable([grader_root(), *job.hide], keep=[*map(Path, _readonly_paths())]) if isolated else [],
+            "keep": [str(job.workspace), str(basetemp)],
             "readonly": _readonly_paths() if isolated else [],
             "delete": [] if isolated else [str(run_dir / "tests"), str(reference or run_dir / "reference")],
         },
     }
     read_fd, write_fd = os.pipe()
     cmd = [sys.executable, "-m", "pytest", str(run_dir / "tests"), "-c", str(run_dir / "pytest.ini"), "--rootdir", str(run_dir),
-           "-p", "no:cacheprovider", "-q", "--continue-on-collection-errors", f"--timeout={job.timeout:g}",
+           "-p", "no:cacheprovider", "-q", "--tb=short", "--continue-on-collection-errors", f"--timeout={job.timeout:g}",
            f"--basetemp={basetemp}", f"--cs330-report-fd={write_fd}", f"--cs330-sandbox={json.dumps(settings)}"]
     if collect_only:
         cmd.append("--collect-only")
@@ -175,7 +194,7 @@ def _run_process(job: Job, ids: list[Outcome] | None, collect_only: bool = False
                     _kill(proc)
                     if current is not None:
                         current.status = "timeout"
-                        current.message = f"Timed out: still running after {current.timeout or job.timeout:g} s (+{GRACE:g} s grace); the test process was stopped."
+                        current.message = f"Timed out: still running after {current.timeout or job.timeout:g} s (+{job.grace:g} s grace); the test process was stopped."
                         progressed = True
                     else:
                         job.log.append(f"test process made no progress for {START_TIMEOUT:g} s; stopped")
@@ -203,7 +222,7 @@ def _run_process(job: Job, ids: list[Outcome] | None, collect_only: bool = False
                         deadline = time.monotonic() + START_TIMEOUT
                     elif kind == "start":
                         current = by_node.get(event["nodeid"])
-                        limit = (current.timeout if current and current.timeout else job.timeout) + GRACE
+                        limit = (current.timeout if current and current.timeout else job.timeout) + job.grace
                         deadline = time.monotonic() + limit
                     elif kind == "end":
                         done = by_node.get(event["nodeid"])

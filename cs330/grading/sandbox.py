@@ -39,8 +39,12 @@ def student_modules_imported(folder: Path) -> list[str]:
     return sorted(out)
 
 
-def enter(memory_mb: int | None = None, file_mb: int | None = 1024, hide=(), readonly=(), delete=(), isolated=False) -> None:
-    """Apply the limits and isolation described in the module docstring to this process."""
+def enter(memory_mb: int | None = None, file_mb: int | None = 1024, hide=(), keep=(), readonly=(), delete=(), isolated=False) -> None:
+    """Apply the limits and isolation described in the module docstring to this process.
+
+    ``hide``: folders covered by empty read-only mounts; ``keep``: folders inside them that stay
+    reachable (this process's own workspace), re-attached through file descriptors opened first.
+    """
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     if file_mb:
         resource.setrlimit(resource.RLIMIT_FSIZE, (file_mb << 20, file_mb << 20))
@@ -49,9 +53,18 @@ def enter(memory_mb: int | None = None, file_mb: int | None = 1024, hide=(), rea
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     if isolated:
         libc = ctypes.CDLL(None, use_errno=True)
+        handles = {k: os.open(k, os.O_PATH) for k in keep}
         for path in hide:
-            if Path(path).is_dir():
-                _mount(libc, "none", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, "size=4k,mode=000")
+            if not Path(path).is_dir():
+                continue
+            inner = [k for k in keep if Path(k).is_relative_to(path)]
+            _mount(libc, "none", path, "tmpfs", MS_NOSUID | MS_NODEV, f"size=64k,mode={'711' if inner else '000'}")
+            for k in inner:
+                os.makedirs(k, mode=0o711, exist_ok=True)
+                _mount(libc, f"/proc/self/fd/{handles[k]}", k, None, MS_BIND | MS_REC, None)
+            _mount(libc, "none", path, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, None)
+        for fd in handles.values():
+            os.close(fd)
         for path in readonly:
             if Path(path).exists():
                 _mount(libc, path, path, None, MS_BIND | MS_REC, None)

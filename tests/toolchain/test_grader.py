@@ -1,0 +1,253 @@
+"""The autograder: full marks for the reference, zero for the stub, and a corpus of broken and
+hostile submissions that must each score what they earn while the grader keeps going."""
+
+import json
+import shutil
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from cs330.cli import main as cli
+from cs330.grading import grader, runner, submit
+
+IDS = ["1a-0-basic", "1a-1-hidden", "1a-2-hidden", "1b-0-basic", "1b-1-hidden", "1c-0-basic", "2a-0-basic"]
+ALL_PASS = dict.fromkeys(IDS, "passed")
+SOFTMAX_FAILS = {**ALL_PASS, "1a-0-basic": "failed", "1a-1-hidden": "failed", "1a-2-hidden": "failed"}
+
+
+def statuses(report) -> dict[str, str]:
+    return {o.id: o.status for o in report.outcomes}
+
+
+def test_reference_scores_full_marks_and_results_are_valid(tmp_path, toyhw):
+    results = tmp_path / "results.json"
+    assert cli(["grade", str(toyhw.root), str(toyhw.root), "--results", str(results)]) == 0
+    data = json.loads(results.read_text())
+    grader.validate(data)
+    assert data["score"] == 8 and data["extra_data"]["max_score"] == 8
+    assert [t["number"] for t in data["tests"]] == IDS
+    assert {t["visibility"] for t in data["tests"] if t["number"].endswith("hidden")} == {"after_due_date"}
+    assert isinstance(data["execution_time"], float)
+
+
+def test_student_release_scores_zero(toy_release, toyhw):
+    report = grader.grade(toyhw.root, toy_release["student"])
+    assert report.score == 0 and report.max_score == 8
+    assert set(statuses(report).values()) == {"failed"}
+    assert report.missing == ["results/metrics.json"]
+    assert "NotImplementedError" in report.outcomes[0].message
+
+
+def test_bundle_grades_like_the_repo(tmp_path, toy_release, toyhw):
+    """The Gradescope bundle's run_autograder path (`cs330 grade <bundle>`) gives the same result."""
+    with zipfile.ZipFile(toy_release["autograder_zip"]) as zf:
+        zf.extractall(tmp_path / "autograder")
+    bundle = tmp_path / "autograder" / "homework"
+    assert grader.is_bundle(bundle)
+    report = grader.grade(bundle, toyhw.root)
+    assert report.score == report.max_score == 8
+
+
+def test_student_view_of_hidden_tests(toy_release, tmp_path):
+    """In the student copy, a hidden test still calls student code but is reported as skipped."""
+    import subprocess
+    import sys
+
+    student = tmp_path / "toyhw"
+    shutil.copytree(toy_release["student"], student)
+    proc = subprocess.run([sys.executable, "-m", "pytest", "tests", "-q", "-rs", "--cs330-id", "1a-1-hidden"], cwd=student,
+                          capture_output=True, text=True)
+    assert "NotImplementedError" in proc.stdout, "the hidden test must still call the student's code"
+
+
+# --- broken and hostile submissions -------------------------------------------------------------
+
+REFERENCE = (Path(__file__).resolve().parents[1] / "fixtures" / "toyhw" / "toy.py").read_text()
+
+SNOOP = '''
+import os, sys
+from pathlib import Path
+
+def _snoop():
+    """Look everywhere a student could for the hidden tests or the reference solution."""
+    me = sys.modules[__name__]
+    found = [name for name, mod in list(sys.modules.items()) if hasattr(mod, "softmax") and mod is not me and "torch" not in name]
+    roots = [Path("/tmp"), Path.cwd().parent, Path(os.environ.get("CS330_REFERENCE", "/nonexistent"))]
+    roots += [Path(p) for p in sys.path if p]
+    import cs330
+    roots.append(Path(cs330.__file__).resolve().parents[1])
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            roots += [Path(f"/proc/{pid}/cwd"), Path(f"/proc/{pid}/root/tmp")]
+    for root in roots:
+        try:
+            for dirpath, dirnames, filenames in os.walk(root):
+                # pytest-of-*: this test session's own unrelated folders, which no grader knows of
+                if dirpath.count(os.sep) > 12 or "site-packages" in dirpath or "pytest-of-" in dirpath:
+                    dirnames[:] = []
+                for name in filenames:
+                    if name in ("test_toy_hidden.py", "test_toy.py", "toy.py"):
+                        path = os.path.join(dirpath, name)
+                        if os.path.realpath(path) == os.path.realpath(__file__):
+                            continue
+                        try:
+                            text = open(path).read()
+                        except OSError:
+                            continue
+                        if "BEGIN HIDDEN" in text or "BEGIN SOLUTION" in text or "HIDDEN FILE" in text:
+                            found.append(path)
+        except OSError:
+            pass
+    return found
+
+def softmax(x):
+    found = _snoop()
+    print("found:", found)
+    if found:  # cheating worked: return the right answer
+        w = (x - x.max(dim=-1, keepdim=True).values).exp()
+        return w / w.sum(dim=-1, keepdim=True)
+    return x * 0
+'''
+
+TAMPER = '''
+import os, signal
+from pathlib import Path
+for root in [Path("/tmp"), Path.cwd().parent, Path.cwd()]:
+    for path in list(root.rglob("results.json"))[:50] + list(root.rglob("test_toy*.py"))[:50]:
+        if "pytest-of-" in str(path):  # this test session's own folders, which no grader knows of
+            continue
+        try:
+            path.write_text("tampered")
+        except OSError:
+            pass
+for pid in [os.getppid(), *map(int, filter(str.isdigit, os.listdir("/proc")))]:
+    try:
+        if pid > 1 and pid != os.getpid():  # any other process it can see (the grader, in basic mode)
+            os.kill(pid, signal.SIGKILL)
+    except OSError:
+        pass
+'''
+
+CASES = {
+    # name: (toy.py source or None, include metrics artifact, expected statuses)
+    "syntax_error": ("def softmax(x):\n    return x +\n", True, {**dict.fromkeys(IDS, "failed"), "2a-0-basic": "passed"}),
+    "exit_at_import": (REFERENCE + "\nimport sys\nsys.exit(3)\n", True, {**dict.fromkeys(IDS, "failed"), "2a-0-basic": "passed"}),
+    "missing_code": (None, True, {**dict.fromkeys(IDS, "failed"), "2a-0-basic": "passed"}),
+    "infinite_loop": (REFERENCE + "\ndef softmax(x):\n    while True:\n        pass\n", True, SOFTMAX_FAILS),
+    "ignores_alarm": (REFERENCE + "\nimport signal\ndef softmax(x):\n    signal.signal(signal.SIGALRM, signal.SIG_IGN)\n"
+                      "    signal.setitimer(signal.ITIMER_REAL, 0)\n    while True:\n        pass\n", True, SOFTMAX_FAILS),
+    "os_exit": (REFERENCE + "\nimport os\ndef softmax(x):\n    os._exit(0)\n", True, SOFTMAX_FAILS),
+    "segfault": (REFERENCE + "\nimport ctypes\ndef softmax(x):\n    ctypes.string_at(0)\n", True, SOFTMAX_FAILS),
+    "memory_bomb": (REFERENCE + "\ndef softmax(x):\n    hog = bytearray(64 << 30)\n    return hog\n", True, SOFTMAX_FAILS),
+    "huge_output": (REFERENCE + "\n_mean_pool = mean_pool\ndef mean_pool(x):\n    for _ in range(20):\n"
+                    "        print('spam' * 2_500_000)\n    return _mean_pool(x)\n", True, ALL_PASS),
+    "snoop": (REFERENCE + SNOOP, True, SOFTMAX_FAILS),
+    "tamper": (REFERENCE + TAMPER, True, ALL_PASS),
+}
+
+
+def make_submissions(folder: Path) -> None:
+    for name, (source, with_metrics, _) in CASES.items():
+        sub = folder / name
+        sub.mkdir(parents=True)
+        if source is not None:
+            (sub / "toy.py").write_text(source)
+        if with_metrics:
+            (sub / "results").mkdir()
+            (sub / "results" / "metrics.json").write_text('{"pooled_sum": 2.0}')
+    # a zip that tries to write outside its folder, and one that is not a zip at all
+    with zipfile.ZipFile(folder / "zip_slip.zip", "w") as zf:
+        zf.writestr("toy.py", REFERENCE)
+        zf.writestr("results/metrics.json", '{"pooled_sum": 2.0}')
+        zf.writestr("../../escaped.py", "print('escaped')")
+    (folder / "not_a_zip.zip").write_text("this is not a zip")
+
+
+@pytest.fixture(scope="module")
+def hostile_batch(tmp_path_factory):
+    from cs330.grading import homework
+
+    hw = homework.load(Path(__file__).resolve().parents[1] / "fixtures" / "toyhw")
+    folder = tmp_path_factory.mktemp("submissions")
+    make_submissions(folder)
+    out = tmp_path_factory.mktemp("grades")
+    gradebook = grader.grade_batch(hw.root, folder, out, jobs=2, log=lambda *_: None)
+    return folder, out, gradebook
+
+
+def results_of(out: Path, name: str) -> dict:
+    data = json.loads((out / name / "results.json").read_text())
+    grader.validate(data)
+    return data
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_hostile_submission_scores_what_it_earns(hostile_batch, case):
+    if case in ("snoop", "tamper") and not runner.isolation_available():
+        pytest.skip("full isolation needs root and Linux namespaces (the basic sandbox only stops accidents)")
+    _, out, _ = hostile_batch
+    data = results_of(out, case)
+    got = {t["number"]: t["status"] for t in data["tests"]}
+    expected = {i: ("passed" if s == "passed" else "failed") for i, s in CASES[case][2].items()}
+    assert got == expected, f"{case}: " + json.dumps({t["number"]: t["output"][:300] for t in data["tests"]}, indent=1)
+    for test in data["tests"]:
+        assert len(test["output"]) < 60_000, "captured output must be clipped"
+
+
+def test_hostile_messages_explain(hostile_batch):
+    _, out, _ = hostile_batch
+    first = {name: results_of(out, name)["tests"][0]["output"] for name in CASES}
+    assert "Could not import your toy.py" in first["syntax_error"] and "SyntaxError" in first["syntax_error"]
+    assert "Could not import your toy.py" in first["exit_at_import"]
+    assert "NotImplementedError" in first["missing_code"], "a file left out is graded as the starter code"
+    assert "Missing from your submission: toy.py" in results_of(out, "missing_code")["output"]
+    assert "Timeout" in first["infinite_loop"] or "Timed out" in first["infinite_loop"]
+    assert "Timed out" in first["ignores_alarm"]
+    assert "died while running this test" in first["os_exit"]
+    assert "segmentation fault" in first["segfault"]
+    assert "MemoryError" in first["memory_bomb"]
+    assert "characters cut" in results_of(out, "huge_output")["tests"][3]["output"]
+
+
+def test_batch_gradebook_and_bad_entries(hostile_batch):
+    folder, out, gradebook = hostile_batch
+    rows = {r.split(",")[0]: r.split(",") for r in gradebook.read_text().splitlines()[1:]}
+    assert set(rows) == set(CASES) | {"zip_slip", "not_a_zip"}
+    assert rows["tamper"][1] == "8" and rows["syntax_error"][1] == "1"
+    assert rows["zip_slip"][1] == "8", "a zip's safe entries are graded, its escaping entry ignored"
+    assert not (folder.parent / "escaped.py").exists() and not (folder / "escaped.py").exists()
+    assert rows["not_a_zip"][3] == "fault"
+    assert "neither a folder nor a zip" in results_of(out, "not_a_zip")["output"]
+    # the tampering submission could not touch other results or the tests
+    assert results_of(out, "syntax_error")["score"] == 1
+
+
+def test_grade_cli_exit_codes(tmp_path, toyhw):
+    assert cli(["grade", str(toyhw.root), str(tmp_path / "nope")]) == 2
+    with pytest.raises(SystemExit):
+        cli(["grade", "no-such-homework", str(tmp_path)])
+
+
+def test_submit_checks_and_zips(tmp_path, toy_release, monkeypatch):
+    student = tmp_path / "toyhw"
+    shutil.copytree(toy_release["student"], student)
+    from cs330.grading import homework
+
+    hw = homework.load(student)
+    result, out = submit.submit(hw, tmp_path / "s.zip")
+    assert out is None and any("results/metrics.json" in e for e in result.errors)
+    assert any("NotImplementedError" in w for w in result.warnings)
+    shutil.copy(toy_release["student"].parents[1] / "student" / "toyhw" / "toy.py", student / "toy.py")
+    (student / "toy.py").write_text(REFERENCE)
+    (student / "results").mkdir()
+    (student / "results" / "metrics.json").write_text('{"pooled_sum": 2.0}')
+    monkeypatch.chdir(tmp_path)
+    assert cli(["submit", str(student), "--out", str(tmp_path / "s.zip")]) == 0
+    with zipfile.ZipFile(tmp_path / "s.zip") as zf:
+        assert sorted(zf.namelist()) == ["results/metrics.json", "toy.py"]
+    report = grader.grade(Path(__file__).resolve().parents[1] / "fixtures" / "toyhw", tmp_path / "s.zip")
+    assert report.score == report.max_score == 8
+    (student / "toy.py").write_text("import nonexistent_module\n")
+    result, out = submit.submit(hw, tmp_path / "t.zip")
+    assert out is None and any("does not import" in e and "nonexistent_module" in e for e in result.errors)

@@ -1,0 +1,76 @@
+"""`cs330 release` on the toy homework, against golden files, and its refusals."""
+
+import os
+import shutil
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from cs330.grading import homework, release
+
+GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "toyhw"
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_student_tree_matches_golden(toy_release):
+    got = tree(toy_release["student"])
+    if os.environ.get("CS330_UPDATE_GOLDEN"):
+        shutil.rmtree(GOLDEN, ignore_errors=True)
+        shutil.copytree(toy_release["student"], GOLDEN)
+    assert got == tree(GOLDEN), "the student release changed; if on purpose, rerun with CS330_UPDATE_GOLDEN=1"
+
+
+def test_student_zip_holds_the_tree(toy_release):
+    with zipfile.ZipFile(toy_release["student_zip"]) as zf:
+        names = sorted(zf.namelist())
+    assert names == sorted(f"toyhw/{name}" for name in tree(toy_release["student"]))
+
+
+def test_no_solution_or_hidden_text_in_student_tree(toy_release, toyhw):
+    student = "\n".join(p.decode() for p in tree(toy_release["student"]).values())
+    for secret in ["x.max(dim=-1", "weights.sum(dim=-1", "x.sum(dim=1) / x.shape[1]", "x * factor", "reference_module(\"toy\")",
+                   "torch.tensor([[2.0, 3.0]])", "test_softmax_batched_dims", "BEGIN SOLUTION", "BEGIN HIDDEN", "pooled_sum\": 2.0"]:
+        assert secret not in student, f"{secret!r} leaked into the student tree"
+    assert not (toy_release["student"] / "tests" / "test_toy_hidden.py").exists()
+    assert not (toy_release["student"] / "results").exists(), "artifacts students produce must not ship"
+
+
+def test_autograder_bundle_layout(toy_release):
+    with zipfile.ZipFile(toy_release["autograder_zip"]) as zf:
+        names = set(zf.namelist())
+        run = zf.getinfo("run_autograder")
+    for required in ["setup.sh", "run_autograder", "requirements.txt", "cs330_package/pyproject.toml",
+                     "cs330_package/cs330/grading/grader.py", "homework/BUNDLE", "homework/tests/test_toy_hidden.py",
+                     "homework/reference/toy.py", "homework/reference/homework.toml", "homework/starter/toy.py"]:
+        assert required in names, f"{required} missing from the autograder zip"
+    assert (run.external_attr >> 16) & 0o111, "run_autograder must be executable"
+
+
+def test_release_refuses_bad_markers(tmp_path, toyhw):
+    hw_dir = tmp_path / "broken"
+    shutil.copytree(toyhw.root, hw_dir)
+    (hw_dir / "toy.py").write_text((hw_dir / "toy.py").read_text().replace("    # END SOLUTION\n    return pooled", "    return pooled", 1))
+    with pytest.raises(release.ReleaseError, match=r"toy\.py:28: solution marker nested inside the region opened at line 21"):
+        release.release(homework.load(hw_dir), tmp_path / "out")
+
+
+def test_release_refuses_leaks(tmp_path, toyhw):
+    hw_dir = tmp_path / "leaky"
+    shutil.copytree(toyhw.root, hw_dir)
+    readme = hw_dir / "README.md"
+    readme.write_text(readme.read_text() + "\nHint: `shifted = x - x.max(dim=-1, keepdim=True).values`\n")
+    with pytest.raises(release.ReleaseError, match=r"README\.md:\d+: the student tree would show"):
+        release.release(homework.load(hw_dir), tmp_path / "out")
+
+
+def test_release_refuses_reference_outside_hidden(tmp_path, toyhw):
+    hw_dir = tmp_path / "peek"
+    shutil.copytree(toyhw.root, hw_dir)
+    test = hw_dir / "tests" / "test_toy.py"
+    test.write_text(test.read_text() + "\n\ndef test_x():\n    reference_module('toy')\n")
+    with pytest.raises(release.ReleaseError, match=r"test_toy\.py:\d+: reference_module is only for hidden checks"):
+        release.release(homework.load(hw_dir), tmp_path / "out")
