@@ -1,5 +1,8 @@
 """Shared fixtures for the package and toolchain tests."""
 
+# Homework-style trees (golden release copies, fixture homeworks) are graded by the tests, not collected.
+collect_ignore = ["golden", "fixtures"]
+
 from pathlib import Path
 
 import pytest

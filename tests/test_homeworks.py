@@ -1,0 +1,64 @@
+"""Release invariants for every homework folder in the repository (and the toy fixture):
+the reference scores full marks; the generated student release imports and scores 0 on every
+test; no solution text or hidden check appears in the student tree or its zip."""
+
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from cs330.grading import grader, homework, markers, release
+
+REPO = Path(__file__).resolve().parents[1]
+HOMEWORKS = [REPO / "tests" / "fixtures" / "toyhw"] + [hw.root for hw in homework.discover(REPO)]
+
+
+@pytest.fixture(scope="module", params=HOMEWORKS, ids=lambda p: p.name)
+def released(request, tmp_path_factory):
+    hw = homework.load(request.param)
+    return hw, release.release(hw, tmp_path_factory.mktemp(hw.name))
+
+
+def test_reference_scores_full_marks(released):
+    hw, _ = released
+    report = grader.grade(hw.root, hw.root)
+    failed = {o.id: o.message[-500:] for o in report.outcomes if o.status != "passed"}
+    assert not report.fault and not failed, failed or report.fault
+    assert report.score == report.max_score > 0
+    grader.validate(report.to_gradescope())
+
+
+def test_student_release_scores_zero(released):
+    hw, paths = released
+    report = grader.grade(hw.root, paths["student"])
+    assert not report.fault, report.fault
+    earned = {o.id: o.score for o in report.outcomes if o.score}
+    assert not earned, f"the untouched starter code earns points: {earned}"
+
+
+def test_student_release_imports(released):
+    import subprocess
+    import sys
+
+    hw, paths = released
+    for module in hw.submitted_modules():
+        proc = subprocess.run([sys.executable, "-c", f"import {module}"], cwd=paths["student"], capture_output=True, text=True)
+        assert proc.returncode == 0, f"{module}.py of the release does not import:\n{proc.stderr}"
+
+
+def test_nothing_leaks(released):
+    hw, paths = released
+    secrets = []
+    for rel in hw.files():
+        if rel.suffix == ".py":
+            text = (hw.root / rel).read_text()
+            if markers.is_hidden_file(text):
+                secrets.append(rel.as_posix())
+            else:
+                secrets += [line.strip() for line in markers.student_copy(text, str(rel)).removed if len(line.strip()) >= 20]
+    with zipfile.ZipFile(paths["student_zip"]) as zf:
+        contents = {name: zf.read(name).decode(errors="replace") for name in zf.namelist()}
+    for name, text in contents.items():
+        for secret in secrets:
+            assert secret not in text and secret not in name, f"{secret!r} leaked into {name}"
+        assert not markers.ANY_MARKER.search(text), f"a marker is left in {name}"
