@@ -73,13 +73,15 @@ def _snoop():
     """Look everywhere a student could for the hidden tests or the reference solution."""
     me = sys.modules[__name__]
     found = [name for name, mod in list(sys.modules.items()) if hasattr(mod, "softmax") and mod is not me and "torch" not in name]
-    roots = [Path("/tmp"), Path.cwd().parent, Path(os.environ.get("CS330_REFERENCE", "/nonexistent"))]
-    roots += [Path(p) for p in sys.path if p]
+    # where the grader's secrets live: its temp folders, the homework sources, the reference
     import cs330
-    roots.append(Path(cs330.__file__).resolve().parents[1])
+    roots = [p for p in Path("/tmp").iterdir() if p.name.startswith("cs330-")]
+    roots += [Path.cwd().parent, Path(os.environ.get("CS330_REFERENCE", "/nonexistent"))]
+    roots += [Path(p) for p in sys.path if p and "site-packages" not in p and "python3" not in p]
+    roots.append(Path(cs330.__file__).resolve().parents[1] / "tests" / "fixtures")
     for pid in os.listdir("/proc"):
         if pid.isdigit():
-            roots += [Path(f"/proc/{pid}/cwd"), Path(f"/proc/{pid}/root/tmp")]
+            roots.append(Path(f"/proc/{pid}/cwd"))
     for root in roots:
         try:
             for dirpath, dirnames, filenames in os.walk(root):
