@@ -126,7 +126,11 @@ class GraderReporter:
             os._exit(3)
         if os.environ.get(api.ENV_REFERENCE):
             api.preload_reference(Path(os.environ[api.ENV_REFERENCE]), settings.get("modules", []))
-        sandbox.enter(**settings.get("limits", {}))
+        try:
+            sandbox.enter(**settings.get("limits", {}))
+        except OSError as e:  # never run student code half-sandboxed
+            self.emit(event="fault", message=f"could not set up the sandbox: {e}")
+            os._exit(3)
 
     def pytest_runtest_logstart(self, nodeid, location):
         self.emit(event="start", nodeid=nodeid)

@@ -154,9 +154,8 @@ def _run_process(job: Job, ids: list[Outcome] | None, collect_only: bool = False
         "limits": {
             "memory_mb": job.memory_mb,
             "isolated": isolated,
-            "hide": _hideable([grader_root(), *job.hide], keep=[*map(Path, _readonly_paths())]) if isolated else [],
+            "hide": _hideable([Path(tempfile.gettempdir()), grader_root(), *job.hide], keep=_needed_paths()) if isolated else [],
             "keep": [str(job.workspace), str(basetemp)],
-            "readonly": _readonly_paths() if isolated else [],
             "delete": [] if isolated else [str(run_dir / "tests"), str(reference or run_dir / "reference")],
         },
     }
@@ -169,10 +168,14 @@ def _run_process(job: Job, ids: list[Outcome] | None, collect_only: bool = False
     for o in ids or []:
         cmd += ["--cs330-id", o.id]
     if isolated:
-        cmd = ["unshare", "--mount", "--pid", "--fork", "--net", "--mount-proc", "--propagation", "private", "--kill-child", *cmd]
+        # Before Python starts (no file is open for writing yet): the workspace and temp folder get
+        # mounts of their own, then the rest of the file system turns read-only for this process.
+        setup = 'mount --bind "$1" "$1" && mount --bind "$2" "$2" && mount -o remount,bind,ro / && shift 2 && exec "$@"'
+        cmd = ["unshare", "--mount", "--pid", "--fork", "--net", "--mount-proc", "--propagation", "private", "--kill-child",
+               "sh", "-c", setup, "sh", str(job.workspace), str(basetemp), *cmd]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CS330_SUBMISSION", "CS330_REFERENCE", "PYTEST_"))}
     threads = str(job.threads)
-    env.update(CS330_SUBMISSION=str(job.workspace), PYTHONDONTWRITEBYTECODE="1", MPLBACKEND="Agg",
+    env.update(CS330_SUBMISSION=str(job.workspace), TMPDIR=str(basetemp), PYTHONDONTWRITEBYTECODE="1", MPLBACKEND="Agg",
                OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, PYTHONHASHSEED="0")
     if reference is not None:
         env["CS330_REFERENCE"] = str(reference)
@@ -259,12 +262,12 @@ def _hideable(paths: list[Path], keep: list[Path]) -> list[str]:
     return out
 
 
-def _readonly_paths() -> list[str]:
-    paths = {sys.prefix, sys.base_prefix, *site.getsitepackages(), str(Path(cs330.__file__).parent)}
-    user_site = site.getusersitepackages()
-    if user_site and Path(user_site).exists():
-        paths.add(user_site)
-    return sorted(paths)
+def _needed_paths() -> list[Path]:
+    """What the test process reads, so never covered: Python, its packages, cs330, the data root."""
+    from cs330.data.root import data_root
+
+    paths = {sys.prefix, sys.base_prefix, *site.getsitepackages(), str(Path(cs330.__file__).parent), str(data_root())}
+    return sorted(Path(p) for p in paths)
 
 
 class _Tail(threading.Thread):

@@ -5,8 +5,9 @@ reference is loaded, and before any student code runs, that process calls :func:
 
 * resource limits: address space (what it has now + ``memory_mb``), file size, no core dumps;
 * when the runner started it in fresh mount/PID/network namespaces (as root, via ``unshare``):
-  the grader's private folders (tests, reference, results) and the homework sources are covered
-  by empty, unreadable mounts; the Python installation and the cs330 package become read-only;
+  the whole file system becomes read-only; ``/tmp`` (where the grader keeps tests, reference,
+  results and every workspace), the homework sources and the submissions are covered by empty,
+  unreadable mounts, with only this process's own workspace and temp folder put back, writable;
   every capability is dropped, so none of this can be undone; the grader's own processes are
   invisible (PID namespace) and there is no network;
 * otherwise (not root, or no namespaces on this machine) the per-run copies of the tests and the
@@ -39,7 +40,7 @@ def student_modules_imported(folder: Path) -> list[str]:
     return sorted(out)
 
 
-def enter(memory_mb: int | None = None, file_mb: int | None = 1024, hide=(), keep=(), readonly=(), delete=(), isolated=False) -> None:
+def enter(memory_mb: int | None = None, file_mb: int | None = 1024, hide=(), keep=(), delete=(), isolated=False) -> None:
     """Apply the limits and isolation described in the module docstring to this process.
 
     ``hide``: folders covered by empty read-only mounts; ``keep``: folders inside them that stay
@@ -53,6 +54,8 @@ def enter(memory_mb: int | None = None, file_mb: int | None = 1024, hide=(), kee
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     if isolated:
         libc = ctypes.CDLL(None, use_errno=True)
+        # The runner already made "/" read-only in this mount namespace, with ``keep`` on writable
+        # mounts of their own; these handles re-attach them once their parents are covered.
         handles = {k: os.open(k, os.O_PATH) for k in keep}
         for path in hide:
             if not Path(path).is_dir():
@@ -65,10 +68,6 @@ def enter(memory_mb: int | None = None, file_mb: int | None = 1024, hide=(), kee
             _mount(libc, "none", path, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, None)
         for fd in handles.values():
             os.close(fd)
-        for path in readonly:
-            if Path(path).exists():
-                _mount(libc, path, path, None, MS_BIND | MS_REC, None)
-                _mount(libc, "none", path, None, MS_BIND | MS_REMOUNT | MS_RDONLY, None)
         _drop_capabilities(libc)
     for path in delete:
         shutil.rmtree(path, ignore_errors=True)

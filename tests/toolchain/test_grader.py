@@ -115,6 +115,12 @@ def softmax(x):
 TAMPER = '''
 import os, signal
 from pathlib import Path
+import cs330
+for target in [Path(cs330.__file__).resolve().parents[1] / "TAMPERED", Path("/tmp/cs330-TAMPERED")]:
+    try:
+        target.write_text("written by a submission")
+    except OSError:
+        pass
 for root in [Path("/tmp"), Path.cwd().parent, Path.cwd()]:
     for path in list(root.rglob("results.json"))[:50] + list(root.rglob("test_toy*.py"))[:50]:
         if "pytest-of-" in str(path):  # this test session's own folders, which no grader knows of
@@ -221,8 +227,13 @@ def test_batch_gradebook_and_bad_entries(hostile_batch):
     assert not (folder.parent / "escaped.py").exists() and not (folder / "escaped.py").exists()
     assert rows["not_a_zip"][3] == "fault"
     assert "neither a folder nor a zip" in results_of(out, "not_a_zip")["output"]
-    # the tampering submission could not touch other results or the tests
+    # the tampering submission could not touch other results, the tests, or files outside its workspace
     assert results_of(out, "syntax_error")["score"] == 1
+    if runner.isolation_available():
+        import cs330
+
+        assert not (Path(cs330.__file__).resolve().parents[1] / "TAMPERED").exists()
+        assert not Path("/tmp/cs330-TAMPERED").exists()
 
 
 def test_grade_cli_exit_codes(tmp_path, toyhw):
