@@ -89,6 +89,16 @@ def _inline_stub(indent: str, code: str) -> str:
     return f"{indent}raise NotImplementedError('TODO: implement this line')"
 
 
+def _region_end(lines: list[str], start: int, end: re.Pattern, kind: str, path: str) -> int:
+    """Index of the line closing the region opened at ``lines[start]``; no marker may stand inside."""
+    for j in range(start + 1, len(lines)):
+        if end.match(lines[j]):
+            return j
+        if ANY_MARKER.search(lines[j]):
+            raise MarkerError(path, j + 1, f"marker {lines[j].strip()!r} nested inside the {kind} region opened at line {start + 1}")
+    raise MarkerError(path, start + 1, f"BEGIN {kind} without a matching END {kind}")
+
+
 def strip_solutions(text: str, path: str = "<string>") -> Transformed:
     """Replace every solution region and line of ``text`` with its stub."""
     out: list[str] = []
@@ -100,15 +110,7 @@ def strip_solutions(text: str, path: str = "<string>") -> Transformed:
         begin = BEGIN_SOLUTION.match(line)
         if begin:
             args = _args(path, lineno, begin.group("args"))
-            j = i + 1
-            while j < len(lines) and not END_SOLUTION.match(lines[j]):
-                if BEGIN_SOLUTION.match(lines[j]) or INLINE_SOLUTION.match(lines[j]):
-                    raise MarkerError(path, j + 1, f"solution marker nested inside the region opened at line {lineno}")
-                if BEGIN_HIDDEN.match(lines[j]) or END_HIDDEN.match(lines[j]):
-                    raise MarkerError(path, j + 1, f"hidden marker inside the solution region opened at line {lineno}")
-                j += 1
-            if j == len(lines):
-                raise MarkerError(path, lineno, "BEGIN SOLUTION without a matching END SOLUTION")
+            j = _region_end(lines, i, END_SOLUTION, "SOLUTION", path)
             result.removed += lines[i + 1 : j]
             out += _stub(begin.group("indent"), args)
             result.n_solutions += 1
@@ -138,13 +140,7 @@ def strip_hidden(text: str, path: str = "<string>") -> Transformed:
         line, lineno = lines[i], i + 1
         begin = BEGIN_HIDDEN.match(line)
         if begin:
-            j = i + 1
-            while j < len(lines) and not END_HIDDEN.match(lines[j]):
-                if BEGIN_HIDDEN.match(lines[j]):
-                    raise MarkerError(path, j + 1, f"BEGIN HIDDEN nested inside the region opened at line {lineno}")
-                j += 1
-            if j == len(lines):
-                raise MarkerError(path, lineno, "BEGIN HIDDEN without a matching END HIDDEN")
+            j = _region_end(lines, i, END_HIDDEN, "HIDDEN", path)
             result.removed += lines[i + 1 : j]
             out.append(begin.group("indent") + HIDDEN_STUB)
             result.n_hidden += 1
