@@ -74,3 +74,26 @@ def test_release_refuses_reference_outside_hidden(tmp_path, toyhw):
     test.write_text(test.read_text() + "\n\ndef test_x():\n    reference_module('toy')\n")
     with pytest.raises(release.ReleaseError, match=r"test_toy\.py:\d+: reference_module is only for hidden checks"):
         release.release(homework.load(hw_dir), tmp_path / "out")
+
+
+def test_bundle_package_builds_offline(tmp_path, toy_release):
+    """setup.sh installs the cs330 copy inside the bundle: it must build, schema included."""
+    import subprocess
+    import sys
+
+    with zipfile.ZipFile(toy_release["autograder_zip"]) as zf:
+        zf.extractall(tmp_path / "bundle")
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q",
+                           "-w", str(tmp_path / "wheel"), str(tmp_path / "bundle" / "cs330_package")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    (wheel,) = (tmp_path / "wheel").glob("cs330-*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        names = zf.namelist()
+    assert "cs330/grading/results_schema.json" in names and "cs330/grading/plugin.py" in names
+    assert "torch" in (tmp_path / "bundle" / "requirements.txt").read_text()
+
+
+def test_cs330_test_runs_one_id(toyhw):
+    from cs330.cli import main
+
+    assert main(["test", str(toyhw.root), "1a-0-basic"]) == 0
