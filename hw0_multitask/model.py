@@ -88,10 +88,11 @@ class MultiTaskRecommender(nn.Module):
         # END SOLUTION
 
     def score_all(self, users: Tensor) -> Tensor:
-        """Ranking scores of every item for each user: users (U,) -> (U, n_items)."""
-        items = torch.arange(self.n_items, device=users.device)
-        k = 0 if self.arch == "shared" else RANK
-        return self.user_emb[k](users) @ self.item_emb[k](items).T + self.item_bias.weight[:, 0]
+        """Ranking scores of every item for each user: users (U,) -> (U, n_items).
+
+        The same as ``score`` for every (user, item) pair; table RANK = 0 is the ranking table in both
+        architectures."""
+        return self.user_emb[RANK](users) @ self.item_emb[RANK].weight.T + self.item_bias.weight[:, 0]
 
     def shared_parameters(self) -> list[nn.Parameter]:
         """The parameters both tasks use: the embedding tables when shared, nothing when separate."""
