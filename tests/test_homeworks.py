@@ -55,7 +55,7 @@ def test_nothing_leaks(released):
             if markers.is_hidden_file(text):
                 secrets.append(rel.as_posix())
             else:
-                secrets += [line.strip() for line in markers.student_copy(text, str(rel)).removed if len(line.strip()) >= 20]
+                secrets += [line.strip() for line in markers.student_copy(text, str(rel)).removed if len(line.strip()) >= release.MIN_LEAK_CHARS]
     with zipfile.ZipFile(paths["student_zip"]) as zf:
         contents = {name: zf.read(name).decode(errors="replace") for name in zf.namelist()}
     for name, text in contents.items():

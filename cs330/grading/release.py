@@ -21,7 +21,7 @@ import cs330
 from cs330.grading import markers
 from cs330.grading.homework import Homework, matches
 
-MIN_LEAK_CHARS = 25  # removed lines at least this long must not appear anywhere in the student tree
+MIN_LEAK_CHARS = 20  # removed lines at least this long must not appear anywhere in the student tree
 HIDDEN_ONLY = ("reference_module(",)
 TEXT_SUFFIXES = {".py", ".md", ".txt", ".toml", ".cfg", ".ini", ".json", ".yaml", ".yml", ".sh", ".csv", ".ipynb"}
 
