@@ -3,6 +3,7 @@
     python train.py --n_way 2 --k_shot 1 --steps 3000              # writes results/lstm-k1-n2.{json,png}
     python train.py --n_way 3 --k_shot 1 --model transformer --steps 3000
     python train.py --data glyphs ...                              # synthetic glyphs, no files needed
+    python train.py --compare results/lstm-k*.json --tag lstm      # one plot of several runs: results/compare-lstm.png
 
 Every --eval_every steps it measures the query accuracy and loss on --eval_batches meta-batches of
 held-out characters (the test split, fixed episodes) and logs them. At the end it writes
@@ -123,6 +124,25 @@ def plot(result: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def plot_compare(paths: list[str], path: Path) -> None:
+    """One figure of the test query accuracy of several runs (their ``.json`` files), e.g. the four (K, N)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for p in paths:
+        run = json.loads(Path(p).read_text())
+        h = run["history"]
+        ax.plot([r["step"] for r in h], [r["test_acc"] for r in h], label=run.get("name", Path(p).stem))
+    ax.set(xlabel="step", ylabel="test query accuracy", ylim=(0, 1))
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--n_way", type=int, default=2)
@@ -140,7 +160,15 @@ def main(argv=None) -> dict:
     p.add_argument("--time_limit", type=float, default=None, help="stop after this many seconds (a shorter run)")
     p.add_argument("--tag", default="", help="appended to the run name, e.g. for your own experiment")
     p.add_argument("--out", default="results")
+    p.add_argument("--compare", nargs="+", metavar="RUN.json",
+                   help="no training: plot these runs' accuracy curves together into <out>/compare.png (or --tag: compare-<tag>.png)")
     args = p.parse_args(argv)
+    if args.compare:
+        path = Path(args.out) / (f"compare-{args.tag}.png" if args.tag else "compare.png")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        plot_compare(args.compare, path)
+        print(f"wrote {path}")
+        return {}
     result = train(args.n_way, args.k_shot, args.meta_batch, args.steps, args.model, args.seed, args.device,
                    args.data, args.lr, args.hidden_dim, args.eval_every, args.eval_batches,
                    time_limit_s=args.time_limit)
