@@ -3,7 +3,7 @@
     python train.py --n_way 2 --k_shot 1 --steps 3000              # writes results/lstm-k1-n2.{json,png}
     python train.py --n_way 3 --k_shot 1 --model transformer --steps 3000
     python train.py --data glyphs ...                              # synthetic glyphs, no files needed
-    python train.py --compare results/lstm-k*.json --tag lstm      # one plot of several runs: results/compare-lstm.png
+    python train.py --compare results/lstm-k?-n?.json --tag lstm      # one plot of several runs: results/compare-lstm.png
 
 Every --eval_every steps it measures the query accuracy and loss on --eval_batches meta-batches of
 held-out characters (the test split, fixed episodes) and logs them. At the end it writes
