@@ -41,7 +41,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--learn_inner_lr", action="store_true", help="MAML: learn per-parameter inner rates (Meta-SGD)")
     p.add_argument("--anil", action="store_true", help="MAML: adapt the head only")
     p.add_argument("--first_order", action="store_true", help="MAML: first-order meta-gradient")
-    p.add_argument("--loop", action="store_true", help="MAML: per-task Python loop instead of vmap")
+    p.add_argument("--loop", action="store_true", help="MAML: per-task Python loop instead of vmap (faster on CPU, see bench/README.md)")
     p.add_argument("--hidden", type=int, default=64, help="channels per conv block")
     p.add_argument("--iterations", type=int, default=2000, help="meta-training iterations (total, across resumes)")
     p.add_argument("--max_minutes", type=float, default=None, help="stop training after this wall time (checkpointed)")

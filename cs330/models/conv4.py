@@ -38,9 +38,9 @@ class TaskNorm2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         dims = (-2, -1) if self.per_example else (-4, -2, -1)  # (H, W) or (examples, H, W)
-        mean = x.mean(dims, keepdim=True)
-        var = ((x - mean) ** 2).mean(dims, keepdim=True)  # biased, as batch norm
-        return (x - mean) * torch.rsqrt(var + self.eps) * self.weight[:, None, None] + self.bias[:, None, None]
+        var, mean = torch.var_mean(x, dims, correction=0, keepdim=True)  # biased variance, as batch norm
+        scale = torch.rsqrt(var + self.eps) * self.weight[:, None, None]  # small: (..., 1, C, 1, 1)
+        return x * scale + (self.bias[:, None, None] - mean * scale)  # two passes over x
 
 
 class ConvBlock(nn.Module):

@@ -1,0 +1,162 @@
+"""Time and peak memory of one MAML meta-iteration: vmap over tasks vs a per-task loop (vs ``higher``),
+and a ProtoNet iteration against its FLOP floor.
+
+    python bench/bench_maml.py                 # CPU, one thread, ~3 min
+    python bench/bench_maml.py --device cuda   # peak memory from torch.cuda
+
+Workload: 5-way 1-shot, 15 queries per class, meta-batch of 16 tasks, Conv4 (64 channels, batch-statistics
+norm), 1 inner SGD step, second order, one Adam step; random 28x28 inputs. Each implementation runs in
+its own subprocess (peak memory on CPU = the process's peak RSS minus its RSS after set-up, before
+the first step: what the meta-iterations add).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+N, K, Q, B = 5, 1, 15, 16
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
+
+
+def batch(device):
+    g = torch.Generator().manual_seed(0)
+    sx, qx = torch.rand(B, N * K, 1, 28, 28, generator=g), torch.rand(B, N * Q, 1, 28, 28, generator=g)
+    sy, qy = torch.arange(N).repeat_interleave(K).repeat(B, 1), torch.arange(N).repeat_interleave(Q).repeat(B, 1)
+    return [t.to(device) for t in (sx, sy, qx, qy)]
+
+
+def make_step(impl: str, device: str):
+    """A function running one meta-iteration of ``impl``."""
+    sys.path.insert(0, str(ROOT / "hw2_maml_protonet"))
+    import maml as maml_lib
+    import protonet as protonet_lib
+    from cs330.models import Conv4
+
+    torch.manual_seed(0)
+    episode = batch(device)
+    if impl == "protonet":
+        model = protonet_lib.ProtoNet(Conv4(None)).to(device)
+        opt = torch.optim.Adam(model.parameters(), 1e-3)
+        return lambda: model.outer_step(episode, N, opt)
+    if impl in ("vmap", "loop"):
+        model = maml_lib.MAML(Conv4(N), inner_steps=1, inner_lr=0.4, vectorize=impl == "vmap").to(device)
+        opt = torch.optim.Adam(model.parameters(), 1e-3)
+        return lambda: model.outer_step(episode, opt)
+    if impl == "higher":  # the classic implementation: a per-task loop through higher's monkeypatched module
+        import higher
+        from torch.nn import functional as F
+
+        net = Conv4(N).to(device)
+        opt = torch.optim.Adam(net.parameters(), 1e-3)
+        inner = torch.optim.SGD(net.parameters(), lr=0.4)
+
+        def step():
+            opt.zero_grad()
+            sx, sy, qx, qy = episode
+            for t in range(B):
+                with higher.innerloop_ctx(net, inner, copy_initial_weights=False) as (fnet, diffopt):
+                    diffopt.step(F.cross_entropy(fnet(sx[t]), sy[t]))
+                    (F.cross_entropy(fnet(qx[t]), qy[t]) / B).backward()
+            opt.step()
+        return step
+    raise ValueError(impl)
+
+
+def child(impl: str, device: str, reps: int, threads: int) -> dict:
+    torch.set_num_threads(threads)
+    step = make_step(impl, device)
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    if device == "cuda":  # baseline before the first step: model, optimizer and data, no activations
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+    else:
+        base = rss_mb()
+    step()  # warm-up
+    sync()
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        step()
+        sync()
+        times.append(time.perf_counter() - t)
+    if device == "cuda":
+        peak = (torch.cuda.max_memory_allocated() - base) / 2**20
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base
+    return {"impl": impl, "ms": 1000 * min(times), "ms_median": 1000 * sorted(times)[len(times) // 2], "peak_mb": peak}
+
+
+def conv4_flops(n_images: int, hidden: int = 64, size: int = 28) -> float:
+    """Multiply-adds x 2 of Conv4's convolutions (the bulk of the work) for one forward pass."""
+    flops, c_in = 0.0, 1
+    for _ in range(4):
+        flops += 2 * c_in * hidden * 9 * size * size
+        c_in, size = hidden, size // 2
+    return flops * n_images
+
+
+def matmul_gflops(threads: int, n: int = 2048) -> float:
+    torch.set_num_threads(threads)
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    best = min(_timed(lambda: a @ b) for _ in range(5))
+    return 2 * n**3 / best / 1e9
+
+
+def _timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--impls", default="vmap,loop,higher,protonet")
+    p.add_argument("--python", default=sys.executable, help="interpreter for the children (a venv with higher)")
+    p.add_argument("--child", default=None)
+    a = p.parse_args()
+    if a.child:
+        print(json.dumps(child(a.child, a.device, a.reps, a.threads)))
+        return
+    results = {}
+    for impl in a.impls.split(","):
+        py = a.python if impl == "higher" else sys.executable
+        out = subprocess.run([py, __file__, "--child", impl, "--device", a.device, "--reps", str(a.reps),
+                              "--threads", str(a.threads)], capture_output=True, text=True)
+        if out.returncode:
+            print(f"{impl}: failed: {out.stderr.strip().splitlines()[-1] if out.stderr.strip() else out.returncode}")
+            continue
+        results[impl] = json.loads(out.stdout.strip().splitlines()[-1])
+        r = results[impl]
+        print(f"{impl:9s} {r['ms']:9.1f} ms/iteration (median {r['ms_median']:.1f})  peak +{r['peak_mb']:.0f} MB")
+    if "vmap" in results:
+        for other in ("loop", "higher"):
+            if other in results:
+                o, v = results[other], results["vmap"]
+                print(f"{other}/vmap: time {o['ms'] / v['ms']:.2f}x, peak memory {o['peak_mb'] / max(v['peak_mb'], 1e-9):.2f}x")
+    if "protonet" in results and a.device == "cpu":
+        flops = 3 * conv4_flops(B * N * (K + Q))  # forward + backward (~2x forward)
+        peak = matmul_gflops(a.threads)
+        floor_ms = 1000 * flops / (peak * 1e9)
+        print(f"protonet: {flops / 1e9:.1f} GFLOP/iteration; {a.threads}-thread sgemm peak {peak:.0f} GFLOP/s "
+              f"-> floor {floor_ms:.0f} ms; measured {results['protonet']['ms']:.0f} ms = {results['protonet']['ms'] / floor_ms:.2f}x the floor")
+
+
+if __name__ == "__main__":
+    main()
