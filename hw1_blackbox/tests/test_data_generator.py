@@ -106,19 +106,13 @@ def test_determinism_under_a_seed():
 
 @graded("1d-1-hidden", points=1, timeout=20)
 def test_real_sized_batch_on_glyphs():
-    """A 128-task 4-way 1-shot batch from uint8 glyphs (through prepare_images) is in [0, 1] and fast enough."""
-    import time
-
+    """A 128-task 4-way 1-shot batch from uint8 glyphs (through prepare_images) has the right shapes and stays in [0, 1]."""
     from cs330.data import make_glyphs
 
     dg = student_module("data_generator")
     images = dg.prepare_images(make_glyphs(n_alphabets=4, chars_per_alphabet=10, n_drawers=20, seed=0).images)
-    start = time.time()
-    for _ in range(5):
-        x, y = dg.sample_batch(images, 4, 1, 128, torch.Generator().manual_seed(0))
-    per_batch = (time.time() - start) / 5
+    x, y = dg.sample_batch(images, 4, 1, 128, torch.Generator().manual_seed(0))
     # BEGIN HIDDEN
     assert tuple(x.shape) == (128, 2, 4, 784) and tuple(y.shape) == (128, 2, 4, 4), "wrong shapes for B=128, K=1, N=4"
     assert float(x.min()) >= 0 and float(x.max()) <= 1 and float(x.max()) > 0, "images must stay in [0, 1]"
-    assert per_batch < 0.5, f"{per_batch:.2f} s per meta-batch: sample by tensor indexing, without per-image Python loops or file reads"
     # END HIDDEN
