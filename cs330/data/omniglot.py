@@ -30,6 +30,7 @@ import hashlib
 import io
 import multiprocessing as mp
 import os
+import warnings
 import zipfile
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -263,11 +264,14 @@ def load_omniglot(root=None, image_size: int = 28, *, expected=ALPHABETS, worker
                 raise OmniglotIncompleteError(f"Omniglot cache {path} does not match: " + "; ".join(problems))
             return data
     data = build_images(sources, image_size, expected, workers)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         torch.save(data, tmp)
         os.replace(tmp, path)
+    except OSError as e:  # a read-only cache still gives the data, just not faster next time
+        warnings.warn(f"could not write the Omniglot cache {path}: {e}")
+        return data
     finally:
         tmp.unlink(missing_ok=True)
     stem = path.name.rsplit("_", 1)[0]  # omniglot_<S>px_<where>

@@ -11,6 +11,7 @@ One data root, resolved in this order:
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 ENV_VAR = "CS330_DATA"
@@ -61,5 +62,9 @@ def cache_root() -> Path:
     else:
         repo = repo_root()
         path = (repo / "data" / ".cache") if repo is not None else Path.home() / ".cache" / "cs330"
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:  # a read-only checkout (the autograder's sandbox): use the temp folder
+        path = Path(tempfile.gettempdir()) / "cs330-cache"
+        path.mkdir(parents=True, exist_ok=True)
     return path

@@ -174,6 +174,9 @@ def _run_process(job: Job, ids: list[Outcome] | None, collect_only: bool = False
         cmd = ["unshare", "--mount", "--pid", "--fork", "--net", "--mount-proc", "--propagation", "private", "--kill-child",
                "sh", "-c", setup, "sh", str(job.workspace), str(basetemp), *cmd]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CS330_SUBMISSION", "CS330_REFERENCE", "PYTEST_"))}
+    # caches that libraries write at run time go to the test process's own temp folder
+    env.update({var: str(basetemp / name) for var, name in (("TORCHINDUCTOR_CACHE_DIR", "torchinductor"), ("TRITON_CACHE_DIR", "triton"),
+                                                            ("MPLCONFIGDIR", "matplotlib"), ("XDG_CACHE_HOME", "cache"))})
     threads = str(job.threads)
     env.update(CS330_SUBMISSION=str(job.workspace), TMPDIR=str(basetemp), PYTHONDONTWRITEBYTECODE="1", MPLBACKEND="Agg",
                OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, PYTHONHASHSEED="0")

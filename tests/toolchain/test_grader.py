@@ -2,6 +2,7 @@
 hostile submissions that must each score what they earn while the grader keeps going."""
 
 import json
+import os
 import shutil
 import zipfile
 from pathlib import Path
@@ -151,6 +152,11 @@ CASES = {
     "huge_output": (REFERENCE + "\n_mean_pool = mean_pool\ndef mean_pool(x):\n    for _ in range(20):\n"
                     "        print('spam' * 2_500_000)\n    return _mean_pool(x)\n", True, ALL_PASS),
     "snoop": (REFERENCE + SNOOP, True, SOFTMAX_FAILS),
+    # legitimate run-time writes: temp files and library caches land in the test's own temp folder
+    "writes_caches": (REFERENCE + "\n_mean_pool = mean_pool\ndef mean_pool(x):\n    import tempfile\n"
+                      "    from torch._inductor.runtime.cache_dir_utils import cache_dir\n"
+                      "    with tempfile.NamedTemporaryFile() as f:\n        f.write(b'x')\n"
+                      "    open(cache_dir() + '/probe', 'w').write('x')\n    return _mean_pool(x)\n", True, ALL_PASS),
     "tamper": (REFERENCE + TAMPER, True, ALL_PASS),
 }
 
@@ -180,7 +186,13 @@ def hostile_batch(tmp_path_factory):
     folder = tmp_path_factory.mktemp("submissions")
     make_submissions(folder)
     out = tmp_path_factory.mktemp("grades")
-    gradebook = grader.grade_batch(hw.root, folder, out, jobs=2, log=lambda *_: None)
+    # as left behind by torch in the grader's own process: the child must not write there
+    saved = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = "/tmp/torchinductor_grader"
+    try:
+        gradebook = grader.grade_batch(hw.root, folder, out, jobs=2, log=lambda *_: None)
+    finally:
+        os.environ.pop("TORCHINDUCTOR_CACHE_DIR") if saved is None else os.environ.update(TORCHINDUCTOR_CACHE_DIR=saved)
     return folder, out, gradebook
 
 
