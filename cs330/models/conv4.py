@@ -16,7 +16,8 @@ This is what MAML uses (statistics of the support / query set at hand; no runnin
 pure function of (parameters, input), and its first and second derivatives are exact under
 ``vmap``. (``nn.BatchNorm2d(track_running_stats=False)`` computes the same values, but its fused
 kernel's double-backward under ``vmap`` is off the per-task loop: 2e-4 relative on
-second-order meta-gradients in a float64 check with torch 2.14.1, against ~1e-15 here; see tests/test_models_conv4.py.)
+second-order meta-gradients in a one-off float64 check with torch 2.14.1, against ~1e-15 here;
+tests/test_models_conv4.py holds this module to 1e-10.)
 ``norm="instance"`` normalises each example over (H, W) alone; ``norm="none"`` skips it.
 """
 
