@@ -126,7 +126,11 @@ def cmd_demo(args) -> int:
     hw = _find(args.hw or default_demo())
     with tempfile.TemporaryDirectory(prefix="cs330-demo-") as tmp:
         print(f"== cs330 release {hw.name} ({hw.root})")
-        paths = release.release(hw, Path(tmp))
+        try:
+            paths = release.release(hw, Path(tmp))
+        except release.ReleaseError as e:
+            print(f"cs330 demo: {e}", file=sys.stderr)
+            return 1
         for what, path in paths.items():
             print(f"   {what:15s} {Path(path).name}")
         print(f"\n== grading the reference solution ({hw.folder}/)")

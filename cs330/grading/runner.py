@@ -162,7 +162,8 @@ def _run_process(job: Job, ids: list[Outcome] | None, collect_only: bool = False
     read_fd, write_fd = os.pipe()
     cmd = [sys.executable, "-m", "pytest", str(run_dir / "tests"), "-c", str(run_dir / "pytest.ini"), "--rootdir", str(run_dir),
            "-p", "no:cacheprovider", "-q", "--tb=short", "--continue-on-collection-errors", f"--timeout={job.timeout:g}",
-           f"--basetemp={basetemp}", f"--cs330-report-fd={write_fd}", f"--cs330-sandbox={json.dumps(settings)}"]
+           f"--basetemp={basetemp / 'pytest'}", f"--cs330-report-fd={write_fd}", f"--cs330-sandbox={json.dumps(settings)}"]
+    # (--basetemp is a subfolder: pytest recreates it, and basetemp itself is a mount point)
     if collect_only:
         cmd.append("--collect-only")
     for o in ids or []:
