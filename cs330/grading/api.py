@@ -130,8 +130,8 @@ def preload_reference(folder: Path, names: list[str]) -> None:
                 _reference_modules[name] = importlib.import_module(name)
     finally:
         sys.path.remove(str(folder))
-        for mod_name, mod in list(sys.modules.items()):
-            file = getattr(mod, "__file__", None) or ""
-            if isinstance(file, str) and os.path.isabs(file) and Path(file).resolve().is_relative_to(folder):
-                del sys.modules[mod_name]
+        from cs330.grading.sandbox import modules_from
+
+        for mod_name in modules_from(folder):
+            del sys.modules[mod_name]
         importlib.invalidate_caches()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
-import json
 import subprocess
 import sys
 import tempfile
@@ -136,7 +134,7 @@ def cmd_demo(args) -> int:
         print(f"\n== grading the reference solution ({hw.folder}/)")
         ref = grader.grade(hw.root, hw.root)
         print(ref.table())
-        print(f"\n== grading the untouched student release (every coding test should score 0)")
+        print("\n== grading the untouched student release (every coding test should score 0)")
         stub = grader.grade(hw.root, paths["student"])
         print(stub.table())
         grader.validate(ref.to_gradescope())

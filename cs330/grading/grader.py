@@ -15,6 +15,7 @@ import tempfile
 import time
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,14 +89,22 @@ def is_bundle(path: Path) -> bool:
     return (Path(path) / "BUNDLE").is_file()
 
 
-def grade(hw_or_bundle: str | Path, submission: str | Path, jobs: int = 1, hide: list[Path] = ()) -> Report:
-    """Grade ``submission`` against a homework (name/folder) or an autograder bundle folder."""
+@contextmanager
+def bundle_for(hw_or_bundle: str | Path):
+    """An autograder bundle and the homework sources to hide: the bundle folder itself, or one
+    built from a homework (name/folder) in a temporary folder for the duration."""
     if is_bundle(Path(hw_or_bundle)):
-        return grade_bundle(Path(hw_or_bundle), Path(submission), jobs=jobs, hide=list(hide))
+        yield Path(hw_or_bundle), []
+        return
     hw = homework.find(hw_or_bundle)
     with tempfile.TemporaryDirectory(prefix=f"cs330-bundle-{hw.name}-") as tmp:
-        bundle = release.build_bundle(hw, Path(tmp) / "homework")
-        return grade_bundle(bundle, Path(submission), jobs=jobs, hide=[hw.root, *hide])
+        yield release.build_bundle(hw, Path(tmp) / "homework"), [hw.root]
+
+
+def grade(hw_or_bundle: str | Path, submission: str | Path, jobs: int = 1, hide: list[Path] = ()) -> Report:
+    """Grade ``submission`` against a homework (name/folder) or an autograder bundle folder."""
+    with bundle_for(hw_or_bundle) as (bundle, sources):
+        return grade_bundle(bundle, Path(submission), jobs=jobs, hide=[*sources, *hide])
 
 
 def grade_bundle(bundle: Path, submission: Path, jobs: int = 1, hide: list[Path] = ()) -> Report:
@@ -205,10 +214,8 @@ def grade_batch(hw_or_bundle: str | Path, folder: Path, out: Path, jobs: int = 1
     folder, out = Path(folder), Path(out)
     entries = batch_entries(folder)
     out.mkdir(parents=True, exist_ok=True)
-    hw = None if is_bundle(Path(hw_or_bundle)) else homework.find(hw_or_bundle)
-    with tempfile.TemporaryDirectory(prefix="cs330-batch-") as tmp:
-        bundle = Path(hw_or_bundle) if hw is None else release.build_bundle(hw, Path(tmp) / "homework")
-        hide = [folder, out] + ([hw.root] if hw else [])
+    with bundle_for(hw_or_bundle) as (bundle, sources):
+        hide = [folder, out, *sources]
 
         def one(entry: Path) -> Report:
             try:

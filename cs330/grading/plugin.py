@@ -120,7 +120,7 @@ class GraderReporter:
 
         settings = json.loads(self.config.getoption("--cs330-sandbox"))
         submission = os.environ.get(api.ENV_SUBMISSION)
-        imported = sandbox.student_modules_imported(Path(submission)) if submission else []
+        imported = sandbox.modules_from(Path(submission)) if submission else []
         if imported:
             self.emit(event="fault", message=f"test files import student code at their top level ({', '.join(imported)}); import it inside tests with student_module()")
             os._exit(3)

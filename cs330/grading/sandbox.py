@@ -29,8 +29,8 @@ PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 24, 38
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
 
-def student_modules_imported(folder: Path) -> list[str]:
-    """Modules already imported from ``folder`` (there must be none before the sandbox is entered)."""
+def modules_from(folder: Path) -> list[str]:
+    """Names of the imported modules whose files lie in ``folder``."""
     folder = folder.resolve()
     out = []
     for name, mod in list(sys.modules.items()):
