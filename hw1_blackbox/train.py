@@ -4,11 +4,14 @@
     python train.py --n_way 3 --k_shot 1 --model transformer --steps 3000
     python train.py --data glyphs ...                              # synthetic glyphs, no files needed
     python train.py --compare results/lstm-k?-n?.json --tag lstm      # one plot of several runs: results/compare-lstm.png
+    python train.py --n_way 4 --steps 25000 --time_limit 1800 --resume   # continue from results/ckpt/lstm-k1-n4.pt
 
 Every --eval_every steps it measures the query accuracy and loss on --eval_batches meta-batches of
 held-out characters (the test split, fixed episodes) and logs them. At the end it writes
 ``<out>/<run>.json`` (config, history, final accuracy, wall time) and ``<out>/<run>.png`` (curves),
-where ``<run>`` is ``<model>-k<K>-n<N>`` plus ``-<tag>`` if given. Omniglot is read from the data root
+where ``<run>`` is ``<model>-k<K>-n<N>`` plus ``-<tag>`` if given. At every evaluation it also saves a
+checkpoint, ``<out>/ckpt/<run>.pt`` (model, optimizer, step, history, RNG states; git-ignored), which
+``--resume`` continues from (a longer ``--steps``, or after ``--time_limit`` or a kill). Omniglot is read from the data root
 (``CS330_DATA``, see ``cs330 data info``); where it is missing the script says so and uses glyphs.
 """
 
@@ -46,12 +49,15 @@ def train(n_way: int = 2, k_shot: int = 1, meta_batch: int = 128, steps: int = 1
           seed: int = 0, device: str = "cpu", data: str = "omniglot", lr: float = 1e-3, hidden_dim: int = 128,
           eval_every: int = 100, eval_batches: int = 4, train_images: torch.Tensor | None = None,
           test_images: torch.Tensor | None = None, root=None, time_limit_s: float | None = None,
-          progress: bool = True, log=print) -> dict:
+          progress: bool = True, log=print, checkpoint: str | Path | None = None, resume: bool = False) -> dict:
     """Train a MANN for ``steps`` Adam steps; return ``{"config", "history", "final_test_acc", ...}``.
 
     ``history`` rows: step, train_loss (mean since the previous row), test_loss, test_acc.
     ``train_images`` / ``test_images`` (C, D, 1, 28, 28) override loading ``data``. With ``time_limit_s`` the
     run stops (after an evaluation) once that much wall time has passed; ``config["steps"]`` is then the steps done.
+    With ``checkpoint`` (a ``.pt`` path) the state is saved there at every evaluation; with ``resume`` too, training
+    continues from that file if it exists (same settings required). ``time_limit_s`` counts this call only;
+    ``time_s`` and ``wall_time_s`` count the whole run.
     """
     torch.manual_seed(seed)
     device = torch.device(device)
@@ -65,8 +71,22 @@ def train(n_way: int = 2, k_shot: int = 1, meta_batch: int = 128, steps: int = 1
     net = mann.MANN(n_way, k_shot + 1, hidden_dim=hidden_dim, model=model, input_dim=train_x.shape[-1]).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     g = torch.Generator().manual_seed(seed)
-    history, running, start = [], [], time.time()
-    bar = range(1, steps + 1)
+    history, running, start, first = [], [], time.time(), 1
+    config = {"n_way": n_way, "k_shot": k_shot, "meta_batch": meta_batch, "model": model, "seed": seed, "data": source,
+              "lr": lr, "hidden_dim": hidden_dim}
+    if checkpoint and resume and Path(checkpoint).is_file():
+        ck = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        if ck["config"] != config:
+            raise ValueError(f"{checkpoint} holds another run: {ck['config']} vs {config}")
+        net.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        g.set_state(ck["generator"])
+        torch.set_rng_state(ck["torch_rng"])
+        history, first, start = ck["history"], ck["step"] + 1, time.time() - ck["time_s"]
+        if log:
+            log(f"resuming from {checkpoint} at step {ck['step']} ({ck['time_s']:.0f} s of training so far)")
+    session_start = time.time()
+    bar = range(first, steps + 1)
     if progress:
         from tqdm import tqdm
 
@@ -80,13 +100,15 @@ def train(n_way: int = 2, k_shot: int = 1, meta_batch: int = 128, steps: int = 1
         loss.backward()
         opt.step()
         running.append(loss.item())
-        out_of_time = time_limit_s is not None and time.time() - start > time_limit_s
+        out_of_time = time_limit_s is not None and time.time() - session_start > time_limit_s
         if step % eval_every == 0 or step == steps or out_of_time:
             test_loss, test_acc = evaluate(net, test_x, n_way, k_shot, meta_batch, eval_batches, seed + 1, device)
             row = {"step": step, "train_loss": sum(running) / len(running), "test_loss": test_loss,
                    "test_acc": test_acc, "time_s": round(time.time() - start, 2)}
             history.append(row)
             running = []
+            if checkpoint:
+                save_checkpoint(checkpoint, net, opt, g, config, history)
             if progress:
                 bar.set_postfix(loss=f"{row['train_loss']:.3f}", acc=f"{test_acc:.3f}")
             if log:
@@ -96,10 +118,20 @@ def train(n_way: int = 2, k_shot: int = 1, meta_batch: int = 128, steps: int = 1
                 if log:
                     log(f"time limit of {time_limit_s} s reached: stopping at step {step} of {steps}")
                 break
-    config = {"n_way": n_way, "k_shot": k_shot, "meta_batch": meta_batch, "steps": history[-1]["step"], "model": model,
-              "seed": seed, "data": source, "lr": lr, "hidden_dim": hidden_dim, "device": str(device)}
+    config = {**config, "steps": history[-1]["step"], "device": str(device)}
     return {"config": config, "history": history, "final_test_acc": history[-1]["test_acc"],
             "best_test_acc": max(r["test_acc"] for r in history), "wall_time_s": round(time.time() - start, 1)}
+
+
+def save_checkpoint(path, net, opt, g: torch.Generator, config: dict, history: list) -> None:
+    """The training state after ``history[-1]`` (written to a temporary file, then renamed: a kill leaves the old one)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {"config": config, "step": history[-1]["step"], "time_s": history[-1]["time_s"], "history": history,
+             "model": net.state_dict(), "optimizer": opt.state_dict(), "generator": g.get_state(),
+             "torch_rng": torch.get_rng_state()}
+    torch.save(state, path.with_suffix(".tmp"))
+    path.with_suffix(".tmp").replace(path)
 
 
 def plot(result: dict, path: Path) -> None:
@@ -158,6 +190,7 @@ def main(argv=None) -> dict:
     p.add_argument("--eval_every", type=int, default=100)
     p.add_argument("--eval_batches", type=int, default=4)
     p.add_argument("--time_limit", type=float, default=None, help="stop after this many seconds (a shorter run)")
+    p.add_argument("--resume", action="store_true", help="continue from <out>/ckpt/<run>.pt if it exists")
     p.add_argument("--tag", default="", help="appended to the run name, e.g. for your own experiment")
     p.add_argument("--out", default="results")
     p.add_argument("--compare", nargs="+", metavar="RUN.json",
@@ -169,12 +202,12 @@ def main(argv=None) -> dict:
         plot_compare(args.compare, path)
         print(f"wrote {path}")
         return {}
+    name = f"{args.model}-k{args.k_shot}-n{args.n_way}" + (f"-{args.tag}" if args.tag else "")
+    out = Path(args.out)
     result = train(args.n_way, args.k_shot, args.meta_batch, args.steps, args.model, args.seed, args.device,
                    args.data, args.lr, args.hidden_dim, args.eval_every, args.eval_batches,
-                   time_limit_s=args.time_limit)
-    name = f"{args.model}-k{args.k_shot}-n{args.n_way}" + (f"-{args.tag}" if args.tag else "")
+                   time_limit_s=args.time_limit, checkpoint=out / "ckpt" / f"{name}.pt", resume=args.resume)
     result["name"] = name
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
     plot(result, out / f"{name}.png")
