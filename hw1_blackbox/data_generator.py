@@ -62,8 +62,9 @@ def sample_batch(
     N, K, B = n_way, k_shot, batch_size
     if N > C or K + 1 > D:
         raise ValueError(f"cannot draw {N} characters x {K + 1} drawings from {C} characters x {D} drawings")
-    # random order of all characters per task; the first N are the task's characters, label = position
-    chars = torch.rand(B, C, generator=generator).argsort(dim=1)[:, :N]  # (B, N)
+    # the N largest of C uniform draws per task, largest first: N distinct characters in a random order
+    # (label = position); topk is O(C), a full argsort of all C characters took ~80% of the sampling time
+    chars = torch.rand(B, C, generator=generator).topk(N, dim=1).indices  # (B, N)
     drawers = torch.rand(B, N, D, generator=generator).argsort(dim=2)[:, :, : K + 1]  # (B, N, K+1)
     x = images[chars[:, :, None], drawers]  # (B, N, K+1, P)
     x = x.permute(0, 2, 1, 3).contiguous()  # (B, K+1, N, P)
