@@ -13,6 +13,7 @@ each) and a reload.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import random
@@ -70,28 +71,44 @@ def bench_cache(root) -> None:
 class PNGEpisodes:
     """Baseline: every episode opens its PNG files (ImageFolder-style class folders)."""
 
-    def __init__(self, folder: Path, class_ids, seed: int = 0):
+    def __init__(self, folder: Path, class_ids, seed: int = 0, n_way: int = N_WAY, k_shot: int = K_SHOT,
+                 n_query: int = N_QUERY, batch: int = BATCH):
         all_classes = sorted(c for part in PARTS for c in (folder / part).glob("*/*") if c.is_dir())
         self.classes = [all_classes[i] for i in class_ids]
         self.rng = random.Random(seed)
         self.transform = transforms.Compose([transforms.Resize((28, 28), antialias=True), transforms.ToTensor()])
+        self.n_way, self.k_shot, self.n_query, self.batch = n_way, k_shot, n_query, batch
 
     def load(self, path) -> torch.Tensor:
         with Image.open(path) as im:
             return 1.0 - self.transform(im.convert("L"))  # ink = 1
 
     def __call__(self) -> Episode:
+        B, N, K, Q = self.batch, self.n_way, self.k_shot, self.n_query
         sx, sy, qx, qy = [], [], [], []
-        for _ in range(BATCH):
-            for label, cls in enumerate(self.rng.sample(self.classes, N_WAY)):
-                files = self.rng.sample(sorted(os.listdir(cls)), K_SHOT + N_QUERY)
+        for _ in range(B):
+            for label, cls in enumerate(self.rng.sample(self.classes, N)):
+                files = self.rng.sample(sorted(os.listdir(cls)), K + Q)
                 images = [self.load(cls / f) for f in files]
-                sx += images[:K_SHOT]
-                qx += images[K_SHOT:]
-                sy += [label] * K_SHOT
-                qy += [label] * N_QUERY
-        return Episode(torch.stack(sx).view(BATCH, N_WAY * K_SHOT, 1, 28, 28), torch.tensor(sy).view(BATCH, -1),
-                       torch.stack(qx).view(BATCH, N_WAY * N_QUERY, 1, 28, 28), torch.tensor(qy).view(BATCH, -1))
+                sx += images[:K]
+                qx += images[K:]
+                sy += [label] * K
+                qy += [label] * Q
+        return Episode(torch.stack(sx).view(B, N * K, 1, 28, 28), torch.tensor(sy).view(B, -1),
+                       torch.stack(qx).view(B, N * Q, 1, 28, 28), torch.tensor(qy).view(B, -1))
+
+
+@contextlib.contextmanager
+def png_folder(root=None):
+    """A temporary folder holding the Omniglot PNGs (the zips extracted, or links to extracted folders)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        for part, src in find_sources(root).items():
+            if src.is_dir():
+                os.symlink(src, Path(tmp) / part)
+            else:
+                with zipfile.ZipFile(src) as z:
+                    z.extractall(tmp)
+        yield Path(tmp)
 
 
 def main() -> None:
@@ -109,14 +126,8 @@ def main() -> None:
     sampler = iter(EpisodeSampler(train, N_WAY, K_SHOT, N_QUERY, BATCH, generator=0))
     t_fast, n_fast = rate(lambda: next(sampler), args.seconds)
 
-    with tempfile.TemporaryDirectory() as tmp:
-        for part, src in find_sources(args.root).items():
-            if src.is_dir():
-                os.symlink(src, Path(tmp) / part)
-            else:
-                with zipfile.ZipFile(src) as z:
-                    z.extractall(tmp)
-        baseline = PNGEpisodes(Path(tmp), split_indices("train", "course", seed=0).tolist())
+    with png_folder(args.root) as folder:
+        baseline = PNGEpisodes(folder, split_indices("train", "course", seed=0).tolist())
         t_slow, n_slow = rate(baseline, args.seconds)
 
     print(f"EpisodeSampler (tensor indexing): {t_fast * 1e3:8.3f} ms / meta-batch, "
