@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The long CPU runs behind results/cpu-long/ and RESULTS.md: one after another, one thread each, toward the
+# course's 25000 steps, all done by DEADLINE (UTC, default 09:22). Each run gets a share of the time left,
+# by weight (about its cost per step), so time a run does not need goes to the next. --resume: a rerun
+# continues each run from results/cpu-long/ckpt/<run>.pt instead of starting over.
+set -euo pipefail
+cd "$(dirname "$0")"
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+OUT=results/cpu-long
+DEADLINE=$(date -u -d "${DEADLINE:-09:22}" +%s)
+COMMON=(--steps 25000 --eval_every 250 --eval_batches 8 --out "$OUT" --resume)
+python train.py --k_shot 1 --n_way 5 --model transformer "${COMMON[@]}" --time_limit "${TRANSFORMER_S:-1140}"
+runs=("1 4 8" "1 3 6" "1 2 4.5" "2 2 6")   # K N weight
+for i in "${!runs[@]}"; do
+  set -- ${runs[$i]}
+  left=$(( DEADLINE - $(date +%s) ))
+  share=$(python -c "import sys; w=[float(r.split()[2]) for r in sys.argv[2:]]; print(max(60, int(int(sys.argv[1]) * w[0] / sum(w)) - 20))" \
+          "$left" "${runs[@]:$i}")
+  echo "$(date -u +%T) lstm K=$1 N=$2: time limit $share s ($left s left until the deadline)"
+  python train.py --k_shot "$1" --n_way "$2" --model lstm "${COMMON[@]}" --time_limit "$share"
+done
+python train.py --compare $OUT/lstm-k1-n2.json $OUT/lstm-k2-n2.json $OUT/lstm-k1-n3.json $OUT/lstm-k1-n4.json --tag lstm --out $OUT
+echo "$(date -u +%T) queue done"
