@@ -41,7 +41,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--learn_inner_lr", action="store_true", help="MAML: learn per-parameter inner rates (Meta-SGD)")
     p.add_argument("--anil", action="store_true", help="MAML: adapt the head only")
     p.add_argument("--first_order", action="store_true", help="MAML: first-order meta-gradient")
-    p.add_argument("--loop", action="store_true", help="MAML: per-task Python loop instead of vmap (faster on CPU, see bench/README.md)")
+    p.add_argument("--tasks", choices=["auto", "vmap", "loop"], default="auto",
+                   help="MAML: run a meta-batch's tasks with vmap or a per-task loop; auto = vmap on a GPU, "
+                        "the loop on CPU, where it measured faster (bench/README.md)")
     p.add_argument("--hidden", type=int, default=64, help="channels per conv block")
     p.add_argument("--iterations", type=int, default=2000, help="meta-training iterations (total, across resumes)")
     p.add_argument("--max_minutes", type=float, default=None, help="stop training after this wall time (checkpointed)")
@@ -96,7 +98,7 @@ def build(a) -> torch.nn.Module:
     if a.algorithm == "protonet":
         return protonet_lib.ProtoNet(Conv4(None, hidden=a.hidden))
     return maml_lib.MAML(Conv4(a.n_way, hidden=a.hidden), inner_steps=a.inner_steps, inner_lr=a.inner_lr,
-                         learn_inner_lr=a.learn_inner_lr, first_order=a.first_order, anil=a.anil, vectorize=not a.loop)
+                         learn_inner_lr=a.learn_inner_lr, first_order=a.first_order, anil=a.anil, vectorize=a.tasks == "vmap" or (a.tasks == "auto" and a.device != "cpu"))
 
 
 def evaluate(model, a, images, n_tasks: int, k_shot: int, seed: int, steps: int | None = None) -> torch.Tensor:
