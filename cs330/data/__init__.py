@@ -8,13 +8,14 @@
 - ``download``, ``registry``, ``cli``  verified downloads and ``cs330 data``
 """
 
-from cs330.data.episodes import Episode, EpisodeSampler
+from cs330.data.episodes import Episode, EpisodeSampler, NonExclusiveEpisodeSampler
 from cs330.data.movielens import Interactions, MovieLens
 from cs330.data.omniglot import Omniglot
 from cs330.data.root import DataNotFoundError, cache_root, data_root
-from cs330.data.synthetic import make_glyphs, make_ratings, sample_regression_tasks
+from cs330.data.synthetic import make_glyphs, make_ratings, sample_regression_tasks, sample_tagged_sinusoids
 
 __all__ = [
-    "DataNotFoundError", "Episode", "EpisodeSampler", "Interactions", "MovieLens", "Omniglot",
+    "DataNotFoundError", "Episode", "EpisodeSampler", "Interactions", "MovieLens", "NonExclusiveEpisodeSampler", "Omniglot",
     "cache_root", "data_root", "make_glyphs", "make_ratings", "sample_regression_tasks",
+    "sample_tagged_sinusoids",
 ]

@@ -141,3 +141,32 @@ class EpisodeSampler(torch.utils.data.IterableDataset):
         return (f"EpisodeSampler({self.n_way}-way {self.k_shot}-shot {self.n_query}-query, batch_size="
                 f"{self.batch_size}, classes={self.images.shape[0]}, per_class={self.images.shape[1]}, "
                 f"seed={self.seed}, num_batches={self.num_batches})")
+
+
+class NonExclusiveEpisodeSampler(EpisodeSampler):
+    """Non-mutually-exclusive N-way tasks (Yin et al., 2020): the class-to-label map is fixed across tasks.
+
+    The classes are split into N groups by index (class c is in group ``c % N``); a task draws one
+    class from every group and gives it the group's label, so label j always means "a class of group
+    j". A network can therefore solve every training task from the query image alone (memorise which
+    group each class is in) and never look at the support set. Same arguments, shapes and
+    reproducibility as ``EpisodeSampler`` (``n_classes >= n_way``); only the class draw differs.
+    """
+
+    def sample(self, generator: torch.Generator) -> Episode:
+        B, N, K, Q = self.batch_size, self.n_way, self.k_shot, self.n_query
+        n_classes, n_per_class = self.images.shape[:2]
+        per_group = torch.tensor([len(range(j, n_classes, N)) for j in range(N)])  # classes in group j
+        pick = (torch.rand(B, N, generator=generator) * per_group).long().clamp(max=per_group - 1)  # (B, N)
+        classes = torch.arange(N) + N * pick  # the pick-th class of group j: label j, in label order
+        drawers = torch.rand(B, N, n_per_class, generator=generator).argsort(dim=2)[..., :K + Q]
+        rows = classes[..., None] * n_per_class + drawers  # (B, N, K+Q)
+        labels = torch.arange(N).view(1, N, 1).expand(B, N, K + Q)
+        sets = []
+        for ids, y in ((rows[..., :K], labels[..., :K]), (rows[..., K:], labels[..., K:])):
+            ids, y = ids.flatten(1), y.flatten(1)
+            if self.shuffle:
+                perm = torch.rand(ids.shape, generator=generator).argsort(dim=1)
+                ids, y = ids.gather(1, perm), y.gather(1, perm)
+            sets += [self._gather(ids), y.to(self.images.device).contiguous()]
+        return Episode(*sets)

@@ -4,6 +4,7 @@
   (n_classes, n_drawers, 1, H, W) uint8, for few-shot classification.
 - ``make_ratings``: low-rank users x items ratings 1..5, a ``MovieLens`` with no files.
 - ``sample_regression_tasks``: sinusoid / line / mixed regression tasks for meta-learning.
+- ``sample_tagged_sinusoids``: a non-mutually-exclusive sinusoid family (the task readable from a tag).
 """
 
 from __future__ import annotations
@@ -300,3 +301,49 @@ def sample_regression_tasks(
         y = y + noise_std * torch.randn(y.shape, generator=generator, device=gdev)
     tasks = RegressionTasks(x[:, :k_support], y[:, :k_support], x[:, k_support:], y[:, k_support:], params)
     return tasks.to(device) if device is not None else tasks
+
+
+def sample_tagged_sinusoids(
+    batch_size: int,
+    k_support: int,
+    k_query: int,
+    n_slots: int = 10,
+    split: str = "train",
+    generator: torch.Generator | None = None,
+    seed: int = 0,
+    x_range: tuple[float, float] = (-5.0, 5.0),
+) -> RegressionTasks:
+    """A non-mutually-exclusive sinusoid family: the task can be read off the input alone.
+
+    There are ``n_slots`` slots; each task belongs to slot m ~ U{0..n_slots-1}, stored in
+    ``params["slot"]`` (B,), and a model is meant to see the slot with every point, e.g. as a one-hot
+    tag (``tag_inputs``). split="train": slot m always holds the same sinusoid A_m sin(x - phi_m),
+    (A_m, phi_m) drawn once from ``seed`` (ranges as ``sample_regression_tasks``), so the tag alone
+    identifies the function and a network can memorise all n_slots functions and ignore the support
+    set. split="test": the slots are the same but every task draws a fresh (A, phi), so only the
+    support set tells what the function is. x ~ U[x_range]; shapes as ``sample_regression_tasks``.
+    """
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    fixed = torch.Generator().manual_seed(seed)
+    amplitudes = 0.1 + 4.9 * torch.rand(n_slots, generator=fixed)
+    phases = math.pi * torch.rand(n_slots, generator=fixed)
+    B = batch_size
+    slot = torch.randint(n_slots, (B,), generator=generator)
+    if split == "train":
+        amplitude, phase = amplitudes[slot], phases[slot]
+    else:
+        amplitude = 0.1 + 4.9 * torch.rand(B, generator=generator)
+        phase = math.pi * torch.rand(B, generator=generator)
+    zeros = torch.zeros(B)
+    params = {"kind": torch.zeros(B, dtype=torch.long), "amplitude": amplitude, "phase": phase,
+              "slope": zeros, "intercept": zeros, "slot": slot}
+    x = x_range[0] + (x_range[1] - x_range[0]) * torch.rand(B, k_support + k_query, 1, generator=generator)
+    y = _true_y(params, x)
+    return RegressionTasks(x[:, :k_support], y[:, :k_support], x[:, k_support:], y[:, k_support:], params)
+
+
+def tag_inputs(x: Tensor, slot: Tensor, n_slots: int) -> Tensor:
+    """x (B, n, 1) and slots (B,) -> (B, n, 1 + n_slots): each point with its task's one-hot slot tag."""
+    tag = F.one_hot(slot, n_slots).to(x.dtype)[:, None, :].expand(-1, x.shape[1], -1)
+    return torch.cat([x, tag], dim=-1)

@@ -2,5 +2,6 @@
 
 from cs330.models.conv4 import Conv4, TaskNorm2d
 from cs330.models.functional import map_tasks, named_params
+from cs330.models.mlp import MLP
 
-__all__ = ["Conv4", "TaskNorm2d", "map_tasks", "named_params"]
+__all__ = ["MLP", "Conv4", "TaskNorm2d", "map_tasks", "named_params"]
