@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The runs behind results/ and RESULTS.md, one after another on one CPU thread (~20 min in all).
+# Part A: memorisation on synthetic glyphs (pass DATA=omniglot for Omniglot under the data root);
+# Part B: regression learners on sinusoid and mixture tasks; Part C: meta-gradient costs.
+set -euo pipefail
+cd "$(dirname "$0")"
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+export PYTHONPATH="$(cd .. && pwd)${PYTHONPATH:+:$PYTHONPATH}"   # the cs330 package of this checkout
+DATA=${DATA:-glyphs}
+SEED=${SEED:-0}
+
+# Part A: black-box learner (500 steps) and MAML (200 steps), no fix / label shuffling / meta-regulariser
+for fix in none shuffle; do
+  python train_memorization.py --learner blackbox --fix "$fix" --steps 500 --data "$DATA" --seed "$SEED"
+done
+python train_memorization.py --learner blackbox --fix mr --beta 0.01 --steps 500 --data "$DATA" --seed "$SEED"
+python train_memorization.py --learner blackbox --fix mr --beta 0.03 --steps 500 --data "$DATA" --seed "$SEED"
+for fix in none shuffle; do
+  python train_memorization.py --learner maml --fix "$fix" --steps 200 --eval_every 50 --data "$DATA" --seed "$SEED"
+done
+python train_memorization.py --learner maml --fix mr --beta 1e-4 --steps 200 --eval_every 50 --data "$DATA" --seed "$SEED"
+
+# Part B: four learners on two task families
+for family in sinusoid mixture; do
+  python train_regression.py --method maml --family "$family" --steps 3000 --seed "$SEED"
+  python train_regression.py --method ensemble --family "$family" --steps 1500 --seed "$SEED"
+  python train_regression.py --method cnp --family "$family" --steps 3000 --lr 3e-3 --seed "$SEED"
+  python train_regression.py --method np --family "$family" --steps 3000 --lr 3e-3 --seed "$SEED"
+done
+
+# Part C: time / memory per meta-iteration and gradient agreement
+python bench_metagrad.py
+
+python report.py > results/summary.md
+cat results/summary.md
