@@ -4,15 +4,19 @@
     python bench_metagrad.py --measure second 10  # one (method, K) cell: prints {"time_s", "mem_mb"}
 
 1. Time and memory per meta-iteration as the inner steps K grow (1, 5, 10, 20): meta-batch of 25
-   sinusoid tasks (10 support, 10 query points), an MLP 1-200-200-1, inner rate 0.01. A meta-
-   iteration is one meta-gradient: second order (backward through the inner loop), first order,
-   or ES with P = ``--es_population`` antithetic pairs (2P inner loops, no backward). Time: median
-   of 5 iterations after one warm-up. Memory: the growth of the process's peak resident set
-   (``ru_maxrss``) over the iterations, each cell in a fresh process, so it counts what autograd
-   keeps for the backward pass (the adapted parameters and activations of every inner step).
-2. Gradient agreement at K = 5 (MLP 1-40-40-1, D = 1761 parameters, float64): cosine similarity of
-   the first-order and ES estimates with the exact (second-order) meta-gradient, ES for growing P.
-   For ES on a quadratic the expected squared cosine is about P / (P + D + 1); printed alongside.
+   sinusoid tasks (10 support, 10 query points), an MLP 1-200-200-1 (ReLU), inner rate 0.01. A
+   meta-iteration is one meta-gradient: second order (backward through the inner loop), first
+   order, or ES with P = ``--es_population`` antithetic pairs (2P inner loops, no backward). Time:
+   median of 5 iterations (3 for ES) after one warm-up. Memory: the growth of the process's peak
+   resident set (``ru_maxrss``) over those iterations, each cell in a fresh process that first
+   warms the library up on a 1-task, 1-step meta-gradient; it counts what autograd keeps for the
+   backward pass (the adapted parameters and activations of every inner step), up to allocator noise.
+2. Gradient agreement at K = 5 (MLP 1-40-40-1 with tanh, D = 1761 parameters, float64): cosine
+   similarity of the first-order and ES estimates with the exact (second-order) meta-gradient, ES
+   for growing P. For this estimator, E[cos^2] is about P / (P + D + 1) when f is locally linear at
+   scale sigma; printed alongside. tanh, because with ReLU the meta-objective is not even
+   continuous: the inner gradient jumps where a support point crosses a ReLU kink, and so does
+   theta_K; one ReLU row (``"activation": "relu"``) shows what that does to ES at small sigma.
 """
 
 from __future__ import annotations
@@ -71,9 +75,10 @@ def measure(method: str, steps: int, a) -> dict:
     """Time (median s) and peak-RSS growth (MB) of meta-iterations of one (method, K); run in a fresh process."""
     torch.manual_seed(0)
     model, tasks, g = MLP(1, 1, (200, 200)), tasks_for(25, 0), torch.Generator().manual_seed(0)
+    meta_gradient(method, model, tasks_for(1, 0), 1, 0.01, 1, 1e-3, g)  # load and initialise the library code
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     times = []
-    for i in range(6):
+    for i in range(4 if method == "es" else 6):
         t0 = time.perf_counter()
         meta_gradient(method, model, tasks, steps, 0.01, a.es_population, 1e-3, g)
         times.append(time.perf_counter() - t0)
@@ -82,20 +87,23 @@ def measure(method: str, steps: int, a) -> dict:
 
 
 def agreement(a) -> list[dict]:
-    torch.manual_seed(0)
-    model = MLP(1, 1).double()
-    tasks, rows = tasks_for(25, 1, torch.float64), []
-    exact = meta_gradient("second", model, tasks, 5, 0.01, 0, 0.0, None)
-    first = meta_gradient("first", model, tasks, 5, 0.01, 0, 0.0, None)
-    cos = lambda u: float(F.cosine_similarity(u, exact, dim=0))  # noqa: E731
-    D = exact.numel()
-    rows.append({"method": "first", "P": None, "cosine": cos(first), "time_s": None})
-    for P in a.populations:
-        t0 = time.perf_counter()
-        g = meta_gradient("es", model, tasks, 5, 0.01, P, a.sigma, torch.Generator().manual_seed(P))
-        rows.append({"method": "es", "P": P, "cosine": cos(g), "time_s": time.perf_counter() - t0,
-                     "expected_cosine_quadratic": (P / (P + D + 1)) ** 0.5})
-        print(json.dumps(rows[-1]), flush=True)
+    rows = []
+    for activation, populations in (("tanh", a.populations), ("relu", [a.populations[-2]])):
+        torch.manual_seed(0)
+        model = MLP(1, 1, activation={"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU}[activation]).double()
+        tasks = tasks_for(25, 1, torch.float64)
+        exact = meta_gradient("second", model, tasks, 5, 0.01, 0, 0.0, None)
+        first = meta_gradient("first", model, tasks, 5, 0.01, 0, 0.0, None)
+        cos = lambda u: float(F.cosine_similarity(u, exact, dim=0))  # noqa: E731
+        D = exact.numel()
+        if activation == "tanh":
+            rows.append({"method": "first", "activation": activation, "P": None, "cosine": cos(first), "time_s": None})
+        for P in populations:
+            t0 = time.perf_counter()
+            g = meta_gradient("es", model, tasks, 5, 0.01, P, a.sigma, torch.Generator().manual_seed(P))
+            rows.append({"method": "es", "activation": activation, "P": P, "sigma": a.sigma, "cosine": cos(g),
+                         "time_s": time.perf_counter() - t0, "expected_cosine_quadratic": (P / (P + D + 1)) ** 0.5})
+            print(json.dumps(rows[-1]), flush=True)
     return rows
 
 
@@ -111,11 +119,11 @@ def plot(cells, rows, path):
         ax[1].plot([r["K"] for r in c], [r["mem_mb"] for r in c], "o-", label=label)
     ax[0].set(xlabel="inner steps K", ylabel="s per meta-iteration", title="time (1 CPU thread)")
     ax[1].set(xlabel="inner steps K", ylabel="peak RSS growth (MB)", title="memory")
-    es = [r for r in rows if r["method"] == "es"]
+    es = [r for r in rows if r["method"] == "es" and r["activation"] == "tanh"]
     ax[2].semilogx([r["P"] for r in es], [r["cosine"] for r in es], "o-", label="ES")
     ax[2].semilogx([r["P"] for r in es], [r["expected_cosine_quadratic"] for r in es], ":", label="sqrt(P/(P+D+1))")
     ax[2].axhline([r for r in rows if r["method"] == "first"][0]["cosine"], color="C1", ls="--", label="first order")
-    ax[2].set(xlabel="ES population P (pairs)", ylabel="cosine with exact meta-gradient", title="K = 5, D = 1761", ylim=(0, 1.05))
+    ax[2].set(xlabel="ES population P (pairs)", ylabel="cosine with exact meta-gradient", title="K = 5, D = 1761, tanh", ylim=(0, 1.05))
     for x in ax:
         x.legend(fontsize=7)
     fig.tight_layout()

@@ -43,12 +43,12 @@ def part_c() -> list[str]:
         name = c["method"] + (f" (P={c['P']})" if c.get("P") else "")
         lines.append(f"| {name} | {c['K']} | {c['time_s']:.4f} | {c['mem_mb']:.1f} |")
     lines += ["", "Agreement with the exact meta-gradient (K = 5, MLP 1-40-40-1, D = 1761, float64):", "",
-              "| estimator | P | cosine | sqrt(P/(P+D+1)) | s |", "| --- | --- | --- | --- | --- |"]
+              "| estimator | activation | P | cosine | sqrt(P/(P+D+1)) | s |", "| --- | --- | --- | --- | --- | --- |"]
     for row in r["agreement"]:
         exp = row.get("expected_cosine_quadratic")
         exp = "" if exp is None else f"{exp:.3f}"
         secs = "" if row["time_s"] is None else f"{row['time_s']:.2f}"
-        lines.append(f"| {row['method']} | {row['P'] or ''} | {row['cosine']:.3f} | {exp} | {secs} |")
+        lines.append(f"| {row['method']} | {row.get('activation', '')} | {row['P'] or ''} | {row['cosine']:.3f} | {exp} | {secs} |")
     return lines
 
 

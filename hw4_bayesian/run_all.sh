@@ -16,9 +16,9 @@ done
 python train_memorization.py --learner blackbox --fix mr --beta 0.01 --steps 500 --data "$DATA" --seed "$SEED"
 python train_memorization.py --learner blackbox --fix mr --beta 0.03 --steps 500 --data "$DATA" --seed "$SEED"
 for fix in none shuffle; do
-  python train_memorization.py --learner maml --fix "$fix" --steps 200 --eval_every 50 --data "$DATA" --seed "$SEED"
+  python train_memorization.py --learner maml --fix "$fix" --steps 200 --data "$DATA" --seed "$SEED"
 done
-python train_memorization.py --learner maml --fix mr --beta 1e-4 --steps 200 --eval_every 50 --data "$DATA" --seed "$SEED"
+python train_memorization.py --learner maml --fix mr --beta 1e-4 --steps 200 --data "$DATA" --seed "$SEED"
 
 # Part B: four learners on two task families
 for family in sinusoid mixture; do
