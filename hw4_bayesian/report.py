@@ -14,9 +14,26 @@ def part_a() -> list[str]:
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for path in sorted((RESULTS / "partA").glob("*.json")):
         r = json.loads(path.read_text())
+        if path.stem.startswith("tagged"):
+            continue
         f = r["final"]
         lines.append(f"| {path.stem} ({r['config']['data_used']}) | {f['step']} | {f['train_loss']:.3f} | {f['train']['acc']:.3f} | "
                      f"{f['test']['acc']:.3f} | {f['train']['sensitivity']:.3f} | {f['test']['sensitivity']:.3f} | {f['wall_s']:.0f} |")
+    return lines
+
+
+def part_a_tagged() -> list[str]:
+    rows = sorted((RESULTS / "partA").glob("tagged-*.json"))
+    if not rows:
+        return []
+    lines = ["Tagged sinusoids (5 support points, 400 tasks x 50 queries per split):", "",
+             "| run | steps | train-split MSE | test-split MSE | sensitivity train split | sensitivity test split |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for path in rows:
+        r = json.loads(path.read_text())
+        tr, te = r["train_split"], r["test_split"]
+        lines.append(f"| {path.stem} | {r['config']['steps']} | {tr['mse']:.3f} | {te['mse']:.3f} | {tr['sensitivity']:.3f} | "
+                     f"{te['sensitivity']:.3f} |")
     return lines
 
 
@@ -52,5 +69,29 @@ def part_c() -> list[str]:
     return lines
 
 
+def plot_part_a(path: Path) -> None:
+    """Grouped bars per Part A run: meta-train accuracy, meta-test accuracy, support sensitivity (test)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    runs = [(p.stem, json.loads(p.read_text())["final"]) for p in sorted((RESULTS / "partA").glob("*.json"))
+            if not p.stem.startswith("tagged")]
+    if not runs:
+        return
+    fig, ax = plt.subplots(figsize=(1.4 * len(runs) + 2, 3.4))
+    for i, (key, label) in enumerate([(("train", "acc"), "meta-train acc"), (("test", "acc"), "meta-test acc (new classes)"),
+                                      (("test", "sensitivity"), "support sensitivity (test)")]):
+        ax.bar([j + 0.27 * (i - 1) for j in range(len(runs))], [f[key[0]][key[1]] for _, f in runs], 0.27, label=label)
+    ax.axhline(0.2, ls=":", c="gray", label="chance (5-way)")
+    ax.set_xticks(range(len(runs)), [name for name, _ in runs], rotation=20, fontsize=7)
+    ax.set(ylim=(0, 1.05), title="Part A: non-mutually-exclusive training tasks")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
 if __name__ == "__main__":
-    print("\n".join(part_a() + [""] + part_b() + [""] + part_c()))
+    if (RESULTS / "partA").is_dir():
+        plot_part_a(RESULTS / "partA" / "summary.png")
+    print("\n".join(part_a() + [""] + part_a_tagged() + [""] + part_b() + [""] + part_c()))

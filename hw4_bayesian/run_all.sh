@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The runs behind results/ and RESULTS.md, one after another on one CPU thread (~20 min in all).
+# The runs behind results/ and RESULTS.md, one after another on one CPU thread (~26 min in all).
 # Part A: memorisation on synthetic glyphs (pass DATA=omniglot for Omniglot under the data root);
 # Part B: regression learners on sinusoid and mixture tasks; Part C: meta-gradient costs.
 set -euo pipefail
@@ -19,6 +19,14 @@ for fix in none shuffle; do
   python train_memorization.py --learner maml --fix "$fix" --steps 200 --data "$DATA" --seed "$SEED"
 done
 python train_memorization.py --learner maml --fix mr --beta 1e-4 --steps 200 --data "$DATA" --seed "$SEED"
+# does MAML memorise if trained longer? (the 200-step run above still reads the support set)
+python train_memorization.py --learner maml --fix none --steps 600 --data "$DATA" --seed "$SEED" --name maml-none-600steps
+# Part A, regression: tagged sinusoids, the tag tells the function (nonexclusive) or not (exclusive)
+for method in cnp maml; do
+  for tasks in nonexclusive exclusive; do
+    python train_tagged.py --method "$method" --tasks "$tasks" --seed "$SEED"
+  done
+done
 
 # Part B: four learners on two task families
 for family in sinusoid mixture; do
