@@ -1,14 +1,20 @@
 """Part A: a black-box (amortised) few-shot classifier, with an optional information bottleneck on
 the query's activations (MR in the style of Yin et al., 2020, "meta-regularisation on activations").
 
-A conditional neural process for classification (Garnelo et al., 2018). An encoder f embeds images;
-the support set is summarised by one vector, the mean of h([f(x_i), onehot(y_i)]) over its examples;
-a decoder g maps the query's code and the summary to logits:
+A conditional neural process for classification (after Garnelo et al., 2018). A Conv4 encoder f
+embeds images; the support set is summarised per label, r_j = mean of f(x_i) over the support
+examples labelled j; an MLP decoder g maps the query's code and all N summaries, in label order, to
+N logits:
 
-    r = (1/|S|) sum_i h([f(x_i), onehot(y_i)])        logits(x*) = g([f(x*), r])
+    r = [r_0, ..., r_{N-1}]  (N * D)        logits(x*) = g([f(x*), r])
 
-Nothing is adapted by gradient steps: the task enters only through r. g can use r, or ignore it and
-map x* to a label directly, which is all a non-mutually-exclusive task distribution asks for.
+Nothing is adapted by gradient steps: the task enters only through r. g can compare f(x*) with the
+r_j (read the support), or ignore r and map x* to a label directly, which is all a non-mutually-
+exclusive task distribution asks for. (Two other decoders were tried on glyphs while building this
+homework, in 300-step runs: one scoring each (query, r_j) pair with similarity features read the
+support even on fixed-label tasks, with 20 or 100 training classes, so it did not memorise; one
+with a single mean-pooled r of h([f(x_i), onehot(y_i)]) memorised, but stayed at chance with
+shuffled labels too, unable to learn to read the support in that budget.)
 
 Bottleneck (``stochastic=True``, weight beta): the query's code is a reparameterised sample
 e* ~ N(mu(x*), diag sigma^2(x*)), and the loss adds beta * KL(N(mu(x*), sigma^2(x*)) || N(0, I)),
@@ -28,7 +34,7 @@ from gaussian import kl_diag_gaussians, sample_gaussian
 
 
 class BlackBoxClassifier(nn.Module):
-    """Args: n_way N; hidden: Conv4 channels (the code has ``hidden`` dims); width: units of h, r and g;
+    """Args: n_way N; hidden: Conv4 channels (the code has ``hidden`` dims); width: hidden units of g;
     stochastic: encode to a Gaussian (the activation bottleneck; its weight beta is given to ``loss``)."""
 
     def __init__(self, n_way: int, hidden: int = 16, width: int = 64, stochastic: bool = False):

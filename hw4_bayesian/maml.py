@@ -98,9 +98,10 @@ class MAML(nn.Module):
 
     def predict(self, support_x, support_y, query_x, steps: int | None = None) -> torch.Tensor:
         """Adapted outputs on the queries (B, M, out), no meta-graph, mean weights."""
-        dummy = torch.zeros(query_x.shape[:2], dtype=support_y.dtype, device=support_y.device)
-        if support_y.is_floating_point():
-            dummy = torch.zeros(*query_x.shape[:2], support_y.shape[-1], dtype=support_y.dtype)
+        if support_y.is_floating_point():  # query targets are not needed: zeros of the right shape
+            dummy = support_y.new_zeros(*query_x.shape[:2], support_y.shape[-1])
+        else:
+            dummy = support_y.new_zeros(query_x.shape[:2])
         return self.per_task(dict(self.model.named_parameters()), support_x, support_y, query_x, dummy, False,
                              steps)[2].detach()
 
