@@ -10,11 +10,11 @@ N logits:
 
 Nothing is adapted by gradient steps: the task enters only through r. g can compare f(x*) with the
 r_j (read the support), or ignore r and map x* to a label directly, which is all a non-mutually-
-exclusive task distribution asks for. (Two other decoders were tried on glyphs while building this
-homework, in 300-step runs: one scoring each (query, r_j) pair with similarity features read the
-support even on fixed-label tasks, with 20 or 100 training classes, so it did not memorise; one
-with a single mean-pooled r of h([f(x_i), onehot(y_i)]) memorised, but stayed at chance with
-shuffled labels too, unable to learn to read the support in that budget.)
+exclusive task distribution asks for. (Other decoders were tried on glyphs while building this
+homework, in 200-300-step runs: two scoring each (query, r_j) pair, g([f(x*), r_j, onehot(j)]) with
+or without similarity features, read the support even on fixed-label tasks, so they did not
+memorise; one with a single mean-pooled r of h([f(x_i), onehot(y_i)]) memorised, but stayed at
+chance with shuffled labels too, unable to learn to read the support in that budget.)
 
 Bottleneck (``stochastic=True``, weight beta): the query's code is a reparameterised sample
 e* ~ N(mu(x*), diag sigma^2(x*)), and the loss adds beta * KL(N(mu(x*), sigma^2(x*)) || N(0, I)),

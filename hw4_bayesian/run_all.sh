@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The runs behind results/ and RESULTS.md, one after another on one CPU thread (~26 min in all).
-# Part A: memorisation on synthetic glyphs (pass DATA=omniglot for Omniglot under the data root);
+# The runs behind results/ and RESULTS.md, one after another on one CPU thread (~32 min in all, with Omniglot).
+# Part A: memorisation on synthetic glyphs, and on Omniglot when the data root (CS330_DATA) holds it;
 # Part B: regression learners on sinusoid and mixture tasks; Part C: meta-gradient costs.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -21,6 +21,13 @@ done
 python train_memorization.py --learner maml --fix mr --beta 1e-4 --steps 200 --data "$DATA" --seed "$SEED"
 # does MAML memorise if trained longer? (the 200-step run above still reads the support set)
 python train_memorization.py --learner maml --fix none --steps 600 --data "$DATA" --seed "$SEED" --name maml-none-600steps
+# Part A on real Omniglot (first 100 classes of the course train split; new classes: its test split), when it is there
+if python -c "from cs330.data import Omniglot; Omniglot(split='train')" 2>/dev/null; then
+  for fix in none shuffle; do
+    python train_memorization.py --learner blackbox --fix "$fix" --steps 500 --data omniglot --seed "$SEED" --name "blackbox-$fix-omniglot"
+  done
+  python train_memorization.py --learner maml --fix none --steps 200 --data omniglot --seed "$SEED" --name maml-none-omniglot
+fi
 # Part A, regression: tagged sinusoids, the tag tells the function (nonexclusive) or not (exclusive)
 for method in cnp maml; do
   for tasks in nonexclusive exclusive; do
