@@ -1,8 +1,8 @@
 """Part A: train a black-box learner or MAML on non-mutually-exclusive tasks, with or without a fix.
 
-    python train_memorization.py --learner blackbox --fix none --steps 400      # memorises
+    python train_memorization.py --learner blackbox --fix none --steps 500      # memorises
     python train_memorization.py --learner blackbox --fix shuffle               # label shuffling
-    python train_memorization.py --learner blackbox --fix mr --beta 0.01        # activation bottleneck
+    python train_memorization.py --learner blackbox --fix mr --beta 0.03        # activation bottleneck
     python train_memorization.py --learner maml --fix mr --beta 1e-4            # MR-MAML(W)
 
 Training tasks: ``NonExclusiveEpisodeSampler`` on ``--train_classes`` classes (label j = class group j).
@@ -44,7 +44,7 @@ def parse_args(argv=None):
     p.add_argument("--inner_steps", type=int, default=1)
     p.add_argument("--inner_lr", type=float, default=0.4)
     p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--steps", type=int, default=400)
+    p.add_argument("--steps", type=int, default=500)
     p.add_argument("--eval_every", type=int, default=100)
     p.add_argument("--eval_tasks", type=int, default=64)
     p.add_argument("--train_classes", type=int, default=100)
