@@ -5,6 +5,7 @@
     python run.py icl --task xsum --k 0 1 4 --formats instruction
     python run.py lora-lm --task babi --k 8 32 128                             # LoRA-fine-tuned SmolLM2
     python run.py plot                                                         # redraw every plot
+    python run.py table                                                        # Markdown tables of every result
 
 Small settings (``--n_eval``, ``--k``) run on a laptop CPU in minutes; every row records its wall time
 and device. Models come from ``cs330.models.pretrained`` (offline: the installed packages).
@@ -70,6 +71,23 @@ def plot(path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path.with_suffix(".png"), dpi=100)
     plt.close(fig)
+
+
+def table(path: Path) -> str:
+    """A Markdown table of one results file (the tables in RESULTS.md are printed by this)."""
+    rows = json.loads(path.read_text())["rows"]
+    cols = ["task", "k", "method", "order", "accuracy", "rouge1", "rouge2", "rougeL", "n_eval", "steps",
+            "trainable_params", "wall_s", "device"]
+    cols = [c for c in cols if any(c in r for r in rows)]
+    def fmt(col, v):
+        if isinstance(v, float):
+            return f"{v:.0f}" if col == "wall_s" else f"{v:.3f}"
+        return f"{v:,}" if isinstance(v, int) and col != "k" else str(v)
+
+    key = lambda r: (r.get("task", ""), r["k"], r["method"], r.get("order", 0))
+    lines = ["| " + " | ".join(cols) + " |", "|" + " --- |" * len(cols)]
+    lines += ["| " + " | ".join(fmt(c, r.get(c, "")) for c in cols) + " |" for r in sorted(rows, key=key)]
+    return f"### {path.stem}\n\n" + "\n".join(lines) + "\n"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -241,7 +259,7 @@ def run_lora_lm(args) -> None:
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("experiment", choices=["reviews", "icl", "lora-lm", "plot"])
+    p.add_argument("experiment", choices=["reviews", "icl", "lora-lm", "plot", "table"])
     p.add_argument("--k", type=int, nargs="+", default=[0, 1, 8])
     p.add_argument("--modes", nargs="+", default=["head", "last", "all", "lora4", "lora16"])
     p.add_argument("--task", choices=["babi", "xsum"], default="babi")
@@ -260,9 +278,9 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.experiment == "plot":
+    if args.experiment in ("plot", "table"):
         for path in sorted(args.out.glob("*.json")):
-            plot(path)
+            plot(path) if args.experiment == "plot" else print(table(path))
         return
     {"reviews": run_reviews, "icl": run_icl, "lora-lm": run_lora_lm}[args.experiment](args)
 

@@ -8,7 +8,7 @@ EXTRA=("$@")
 run reviews --k 0 1 8 128 --modes head last all lora4 lora16 --max_steps 100
 run icl --task babi --k 0 1 4 --formats none instruction custom --n_eval 50
 run icl --task babi --k 4 --formats instruction --orders 3 --n_eval 50
+run lora-lm --task babi --k 8 32 128 --n_eval 50 --epochs 2 --max_steps 40
 run icl --task xsum --k 0 1 4 --formats instruction --n_eval 20
 run icl --task xsum --k 1 --formats none custom --n_eval 20
-run lora-lm --task babi --k 8 32 128 --n_eval 50 --epochs 2 --max_steps 40
 run lora-lm --task xsum --k 8 32 --n_eval 20 --epochs 2 --max_steps 20 --max_length 320
