@@ -25,6 +25,19 @@ def test_classification_loss_and_accuracy():
     assert logits.grad is not None, "the loss must be differentiable"
 
 
+
+@graded("2a-1-hidden", points=1)
+def test_classification_loss_matches_reference():
+    """classification_loss_and_accuracy on random logits matches the reference."""
+    g = torch.Generator().manual_seed(0)
+    logits, labels = torch.randn(12, 5, generator=g, dtype=torch.float64), torch.randint(0, 5, (12,), generator=g)
+    loss, acc = student_module("finetune").classification_loss_and_accuracy(logits, labels)
+    # BEGIN HIDDEN
+    ref_loss, ref_acc = reference_module("finetune").classification_loss_and_accuracy(logits, labels)
+    assert torch.allclose(loss, ref_loss), f"loss {loss.item():.6f}, reference {ref_loss.item():.6f}"
+    assert torch.allclose(acc, ref_acc.to(acc.dtype)), f"accuracy {acc.item():.4f}, reference {ref_acc.item():.4f}"
+    # END HIDDEN
+
 def lm_example():
     # vocabulary of 4; sequence of 5 tokens; the prompt (first 2 tokens) and padding (last) are ignored
     logits = torch.log_softmax(torch.tensor([[[2.0, 1.0, 0.0, 0.0], [0.0, 3.0, 0.0, 0.0], [0.0, 0.0, 0.0, 4.0],

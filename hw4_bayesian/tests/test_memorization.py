@@ -112,6 +112,22 @@ def test_activation_bottleneck_kl_and_gradient():
     assert all(g.abs().sum() > 0 for g in grads), "the regulariser's gradient must reach the encoder"
 
 
+
+@graded("2c-1-hidden", points=1)
+def test_activation_bottleneck_matches_reference():
+    """The stochastic black-box learner's loss terms (beta = 0.1, seeded sampling) equal the reference's."""
+    torch.manual_seed(1)
+    model = student_module("blackbox").BlackBoxClassifier(N, hidden=8, stochastic=True)
+    sx, sy, qx, qy = tiny_images(seed=1)
+    got = model.loss(sx, sy, qx, qy, beta=0.1, generator=torch.Generator().manual_seed(3))
+    # BEGIN HIDDEN
+    ref = reference_module("blackbox").BlackBoxClassifier(N, hidden=8, stochastic=True)
+    ref.load_state_dict(model.state_dict())
+    want = ref.loss(sx, sy, qx, qy, beta=0.1, generator=torch.Generator().manual_seed(3))
+    for name, a, b in zip(("total", "cross-entropy", "KL"), got[:3], want[:3]):
+        assert torch.allclose(a, b, rtol=1e-5), f"{name} {float(a):.5f}, reference {float(b):.5f}"
+    # END HIDDEN
+
 def mr_maml(seed=0):
     maml = student_module("maml")
     torch.manual_seed(seed)
