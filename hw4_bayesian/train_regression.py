@@ -5,6 +5,7 @@ distribution for 1, 2, 5 and 10 support points.
     python train_regression.py --method cnp --family mixture
     python train_regression.py --method ensemble --family sinusoid              # ensemble of MAMLs
     python train_regression.py --method maml --family sinusoid                  # deterministic MAML
+    python train_regression.py --method bayeshead --family sinusoid             # Gaussian over MAML's head
 
 Tasks: ``cs330.data.sample_regression_tasks`` (sinusoid: A sin(x - phi); mixture: a sinusoid or a
 line, 1/2 each). Every meta-batch draws its number of support points k ~ U{1..10}, with 10 queries.
@@ -28,6 +29,7 @@ from torch.nn import functional as F
 
 from cs330.data import sample_regression_tasks
 from cs330.models import MLP
+from bayes_head_maml import GaussianHeadMAML
 from ensemble_maml import EnsembleMAML
 from gaussian import interval_coverage, mixture_moments, mixture_nll
 from maml import MAML
@@ -35,26 +37,38 @@ from neural_process import NeuralProcess
 
 HERE = Path(__file__).resolve().parent
 SHOTS = (1, 2, 5, 10)
+# per-method defaults of --lr, --inner_lr, --inner_steps (when left out); every other method: 1e-3, 0.01, 1.
+# The Bayesian head takes 5 inner steps (plain SGD at 0.01: more steps or a higher rate diverge) and a
+# higher outer rate.
+DEFAULTS = {"bayeshead": (3e-3, 0.01, 5)}
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--method", choices=["maml", "ensemble", "np", "cnp"], default="np")
+    p.add_argument("--method", choices=["maml", "ensemble", "np", "cnp", "bayeshead"], default="np")
     p.add_argument("--family", choices=["sinusoid", "mixture", "line"], default="sinusoid")
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--meta_batch", type=int, default=25)
     p.add_argument("--max_k", type=int, default=10, help="support points per task ~ U{1..max_k} in training")
     p.add_argument("--n_query", type=int, default=10)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--inner_lr", type=float, default=0.01)
-    p.add_argument("--inner_steps", type=int, default=1)
+    p.add_argument("--lr", type=float, default=None, help="1e-3 (bayeshead: 3e-3)")
+    p.add_argument("--inner_lr", type=float, default=None, help="0.01 (every method)")
+    p.add_argument("--inner_steps", type=int, default=None, help="1 (bayeshead: 5)")
     p.add_argument("--members", type=int, default=5, help="ensemble size")
-    p.add_argument("--samples", type=int, default=32, help="z samples for the latent NP's predictive")
+    p.add_argument("--samples", type=int, default=32,
+                   help="z samples for the latent NP's predictive (bayeshead: head samples)")
     p.add_argument("--noise_std", type=float, default=0.0, help="observation noise of the tasks")
     p.add_argument("--eval_tasks", type=int, default=400)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=str(HERE / "results" / "partB"))
-    return p.parse_args(argv)
+    p.add_argument("--name", default=None, help="file name of the results (default <family>-<method>)")
+    a = p.parse_args(argv)
+    lr, inner_lr, steps = DEFAULTS.get(a.method, (1e-3, 0.01, 1))
+    a.lr = lr if a.lr is None else a.lr
+    a.inner_lr = inner_lr if a.inner_lr is None else a.inner_lr
+    a.inner_steps = steps if a.inner_steps is None else a.inner_steps
+    a.name = a.name or f"{a.family}-{a.method}"
+    return a
 
 
 def build(a):
@@ -63,6 +77,8 @@ def build(a):
         return MAML(MLP(1, 1), inner_steps=a.inner_steps, inner_lr=a.inner_lr, loss_fn=F.mse_loss)
     if a.method == "ensemble":
         return EnsembleMAML(a.members, inner_steps=a.inner_steps, inner_lr=a.inner_lr)
+    if a.method == "bayeshead":
+        return GaussianHeadMAML(inner_steps=a.inner_steps, inner_lr=a.inner_lr)
     return NeuralProcess(latent=a.method == "np")
 
 
@@ -71,6 +87,7 @@ def train_step(model, a, tasks, generator):
         return model.loss(tasks.x_support, tasks.y_support, tasks.x_query, tasks.y_query)[0]
     if a.method == "ensemble":
         return model.loss(tasks.x_support, tasks.y_support, tasks.x_query, tasks.y_query)
+    # np, cnp, bayeshead: random draws with the training generator
     return model.loss(tasks.x_support, tasks.y_support, tasks.x_query, tasks.y_query, generator=generator)
 
 
@@ -125,7 +142,7 @@ def run(a) -> dict:
     metrics = evaluate(model, a)
     for k, m in metrics.items():
         print(f"{a.family} {a.method} k={k}: MSE {m['mse']:.3f}  NLL {m['nll']:.3f}  coverage95 {m['coverage95']:.3f}")
-    name = f"{a.family}-{a.method}"
+    name = a.name
     result = {"config": vars(a), "history": history, "train_wall_s": train_s, "metrics": metrics}
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
