@@ -3,6 +3,7 @@ and a ProtoNet iteration against its FLOP floor.
 
     python bench/bench_maml.py                 # CPU, one thread, ~3 min
     python bench/bench_maml.py --device cuda   # peak memory from torch.cuda
+    python bench/bench_maml.py --malloc keep   # only with cs330.runtime.keep_freed_memory() (CPU default: both)
 
 Workload: 5-way 1-shot, 15 queries per class, meta-batch of 16 tasks, Conv4 (64 channels, batch-statistics
 norm), 1 inner SGD step, second order, one Adam step; random 28x28 inputs. Each implementation runs in
@@ -75,8 +76,11 @@ def make_step(impl: str, device: str):
     raise ValueError(impl)
 
 
-def child(impl: str, device: str, reps: int, threads: int) -> dict:
+def child(impl: str, device: str, reps: int, threads: int, malloc: str) -> dict:
     torch.set_num_threads(threads)
+    if malloc == "keep":
+        from cs330.runtime import keep_freed_memory
+        assert keep_freed_memory(), "keep_freed_memory() needs glibc"
     step = make_step(impl, device)
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     if device == "cuda":  # baseline before the first step: model, optimizer and data, no activations
@@ -96,7 +100,7 @@ def child(impl: str, device: str, reps: int, threads: int) -> dict:
         peak = (torch.cuda.max_memory_allocated() - base) / 2**20
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base
-    return {"impl": impl, "ms": 1000 * min(times), "ms_median": 1000 * sorted(times)[len(times) // 2], "peak_mb": peak}
+    return {"impl": impl, "malloc": malloc, "ms": 1000 * min(times), "ms_median": 1000 * sorted(times)[len(times) // 2], "peak_mb": peak}
 
 
 def conv4_flops(n_images: int, hidden: int = 64, size: int = 28) -> float:
@@ -129,33 +133,48 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--impls", default="vmap,loop,higher,protonet")
     p.add_argument("--python", default=sys.executable, help="interpreter for the children (a venv with higher)")
+    p.add_argument("--malloc", choices=["default", "keep", "both"], default=None,
+                   help="glibc malloc as is, with cs330.runtime.keep_freed_memory(), or both (CPU default: both)")
     p.add_argument("--child", default=None)
     a = p.parse_args()
     if a.child:
-        print(json.dumps(child(a.child, a.device, a.reps, a.threads)))
+        print(json.dumps(child(a.child, a.device, a.reps, a.threads, a.malloc)))
         return
+    modes = {"both": ["default", "keep"], None: ["default", "keep"] if a.device == "cpu" else ["default"]}.get(
+        a.malloc, [a.malloc])
     results = {}
-    for impl in a.impls.split(","):
-        py = a.python if impl == "higher" else sys.executable
-        out = subprocess.run([py, __file__, "--child", impl, "--device", a.device, "--reps", str(a.reps),
-                              "--threads", str(a.threads)], capture_output=True, text=True)
-        if out.returncode:
-            print(f"{impl}: failed: {out.stderr.strip().splitlines()[-1] if out.stderr.strip() else out.returncode}")
-            continue
-        results[impl] = json.loads(out.stdout.strip().splitlines()[-1])
-        r = results[impl]
-        print(f"{impl:9s} {r['ms']:9.1f} ms/iteration (median {r['ms_median']:.1f})  peak +{r['peak_mb']:.0f} MB")
-    if "vmap" in results:
+    for malloc in modes:
+        for impl in a.impls.split(","):
+            py = a.python if impl == "higher" else sys.executable
+            out = subprocess.run([py, __file__, "--child", impl, "--device", a.device, "--reps", str(a.reps),
+                                  "--threads", str(a.threads), "--malloc", malloc], capture_output=True, text=True)
+            if out.returncode:
+                print(f"{impl} ({malloc}): failed: {out.stderr.strip().splitlines()[-1] if out.stderr.strip() else out.returncode}")
+                continue
+            r = results[impl, malloc] = json.loads(out.stdout.strip().splitlines()[-1])
+            print(f"{impl:9s} malloc={malloc:8s} {r['ms']:9.1f} ms/iteration (median {r['ms_median']:.1f})  "
+                  f"peak +{r['peak_mb']:.0f} MB", flush=True)
+    for malloc in modes:
+        v = results.get(("vmap", malloc))
         for other in ("loop", "higher"):
-            if other in results:
-                o, v = results[other], results["vmap"]
-                print(f"{other}/vmap: time {o['ms'] / v['ms']:.2f}x, peak memory {o['peak_mb'] / max(v['peak_mb'], 1e-9):.2f}x")
-    if "protonet" in results and a.device == "cpu":
+            if v and (other, malloc) in results:
+                o = results[other, malloc]
+                print(f"malloc={malloc}: {other}/vmap: time {o['ms'] / v['ms']:.2f}x, "
+                      f"peak memory {o['peak_mb'] / max(v['peak_mb'], 1e-9):.2f}x")
+    for impl in a.impls.split(","):
+        if (impl, "default") in results and (impl, "keep") in results:
+            d, k = results[impl, "default"], results[impl, "keep"]
+            print(f"{impl}: malloc default/keep: time {d['ms'] / k['ms']:.2f}x")
+    if a.device == "cpu" and any(impl == "protonet" for impl, _ in results):
         flops = 3 * conv4_flops(B * N * (K + Q))  # forward + backward (~2x forward)
         peak = matmul_gflops(a.threads)
         floor_ms = 1000 * flops / (peak * 1e9)
         print(f"protonet: {flops / 1e9:.1f} GFLOP/iteration; {a.threads}-thread sgemm peak {peak:.0f} GFLOP/s "
-              f"-> floor {floor_ms:.0f} ms; measured {results['protonet']['ms']:.0f} ms = {results['protonet']['ms'] / floor_ms:.2f}x the floor")
+              f"-> floor {floor_ms:.0f} ms")
+        for malloc in modes:
+            if ("protonet", malloc) in results:
+                ms = results["protonet", malloc]["ms"]
+                print(f"protonet malloc={malloc}: {ms:.0f} ms = {ms / floor_ms:.2f}x the floor")
 
 
 if __name__ == "__main__":
