@@ -63,6 +63,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--test_k_shot", type=int, default=None, help="K at test time (default --k_shot)")
     p.add_argument("--test_inner_steps", type=int, default=None, help="MAML: inner steps at test (default --inner_steps)")
     p.add_argument("--no_progress", action="store_true")
+    p.add_argument("--no_keep_memory", action="store_true",
+                   help="CPU: leave glibc malloc as it is (keep_freed_memory is ~2x faster, but raises peak memory)")
     return p.parse_args(argv)
 
 
@@ -221,7 +223,7 @@ def test(a) -> dict:
 
 def main(argv=None) -> None:
     a = parse_args(argv)
-    if a.device == "cpu":
+    if a.device == "cpu" and not a.no_keep_memory:
         keep_freed_memory()  # reuse freed activation memory instead of page-faulting it in every pass
     if a.test:
         test(a)
