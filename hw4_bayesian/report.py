@@ -1,4 +1,6 @@
-"""Markdown tables of the results in results/ (Part A, B, C): ``python report.py > results/summary.md``."""
+"""Markdown tables of the results in results/ (Part A, B, C): ``python report.py > results/summary.md``.
+
+``python report.py --partB_dir results/partB_long``: the Part B table of another folder (the long runs)."""
 
 from __future__ import annotations
 
@@ -10,15 +12,18 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def part_a() -> list[str]:
     lines = ["## Part A: memorisation (5-way 1-shot)", "",
-             "| run | steps | train loss | meta-train acc | meta-test acc (new classes) | sensitivity train | sensitivity test | wall s |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| run | steps | train loss | meta-train acc | meta-test acc (new classes) | sensitivity train | sensitivity test "
+             "| zero-shot train acc | wall s |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for path in sorted((RESULTS / "partA").glob("*.json")):
         r = json.loads(path.read_text())
         if path.stem.startswith("tagged"):
             continue
         f = r["final"]
+        zero_shot = f"{f['train']['zero_shot_acc']:.3f}" if "zero_shot_acc" in f["train"] else "-"
         lines.append(f"| {path.stem} ({r['config']['data_used']}) | {f['step']} | {f['train_loss']:.3f} | {f['train']['acc']:.3f} | "
-                     f"{f['test']['acc']:.3f} | {f['train']['sensitivity']:.3f} | {f['test']['sensitivity']:.3f} | {f['wall_s']:.0f} |")
+                     f"{f['test']['acc']:.3f} | {f['train']['sensitivity']:.3f} | {f['test']['sensitivity']:.3f} | "
+                     f"{zero_shot} | {f['wall_s']:.0f} |")
     return lines
 
 
@@ -37,10 +42,10 @@ def part_a_tagged() -> list[str]:
     return lines
 
 
-def part_b() -> list[str]:
+def part_b(folder: Path = RESULTS / "partB") -> list[str]:
     lines = ["## Part B: regression (400 tasks x 50 queries per k)", "",
              "| family | method | steps | k | MSE | NLL | 95% coverage | train s |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for path in sorted((RESULTS / "partB").glob("*.json")):
+    for path in sorted(folder.glob("*.json")):
         r = json.loads(path.read_text())
         c = r["config"]
         for k, m in r["metrics"].items():
@@ -92,6 +97,10 @@ def plot_part_a(path: Path) -> None:
 
 
 if __name__ == "__main__":
+    import sys
+    if sys.argv[1:2] == ["--partB_dir"]:
+        print("\n".join(part_b(Path(sys.argv[2]).resolve())))
+        sys.exit()
     if (RESULTS / "partA").is_dir():
         plot_part_a(RESULTS / "partA" / "summary.png")
     print("\n".join(part_a() + [""] + part_a_tagged() + [""] + part_b() + [""] + part_c()))

@@ -21,12 +21,20 @@ done
 python train_memorization.py --learner maml --fix mr --beta 1e-4 --steps 200 --data "$DATA" --seed "$SEED"
 # does MAML memorise if trained longer? (the 200-step run above still reads the support set)
 python train_memorization.py --learner maml --fix none --steps 600 --data "$DATA" --seed "$SEED" --name maml-none-600steps
+# MAML memorises when the training pool is small: 5 classes, so every training task is the same 5 characters
+for fix in none shuffle; do
+  python train_memorization.py --learner maml --fix "$fix" --train_classes 5 --steps 300 --data "$DATA" --seed "$SEED" --name "maml-$fix-5classes"
+done
 # Part A on real Omniglot (first 100 classes of the course train split; new classes: its test split), when it is there
 if python -c "from cs330.data import Omniglot; Omniglot(split='train')" 2>/dev/null; then
   for fix in none shuffle; do
     python train_memorization.py --learner blackbox --fix "$fix" --steps 500 --data omniglot --seed "$SEED" --name "blackbox-$fix-omniglot"
   done
   python train_memorization.py --learner maml --fix none --steps 200 --data omniglot --seed "$SEED" --name maml-none-omniglot
+  for fix in none shuffle; do
+    python train_memorization.py --learner maml --fix "$fix" --train_classes 5 --steps 300 --data omniglot --seed "$SEED" \
+      --name "maml-$fix-omniglot-5classes"
+  done
 fi
 # Part A, regression: tagged sinusoids, the tag tells the function (nonexclusive) or not (exclusive)
 for method in cnp maml; do

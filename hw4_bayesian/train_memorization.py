@@ -79,9 +79,10 @@ def build(a):
 
 
 def evaluate(model, a, sampler, shuffle: bool, seed: int) -> dict:
-    """Accuracy and support sensitivity on ``a.eval_tasks`` tasks of ``sampler`` (fixed seed)."""
+    """Accuracy and support sensitivity on ``a.eval_tasks`` tasks of ``sampler`` (fixed seed); for MAML also
+    the zero-shot accuracy, that of the initialisation before any inner step (the support set unused)."""
     g = torch.Generator().manual_seed(seed)
-    accs, sens = [], []
+    accs, sens, zero_shot = [], [], []
     for i in range(a.eval_tasks // a.meta_batch):
         sx, sy, qx, qy = sampler.sample(sampler.generator_for(i))
         if shuffle:
@@ -89,7 +90,12 @@ def evaluate(model, a, sampler, shuffle: bool, seed: int) -> dict:
         logits = model.predict(sx, sy, qx)
         accs.append((logits.argmax(-1) == qy).float().mean(-1))
         sens.append(support_sensitivity(model.predict, sx, sy, qx, a.n_way, g))
-    return {"acc": float(torch.cat(accs).mean()), "sensitivity": float(torch.cat(sens).mean())}
+        if a.learner == "maml":
+            zero_shot.append((model.predict(sx, sy, qx, steps=0).argmax(-1) == qy).float().mean(-1))
+    out = {"acc": float(torch.cat(accs).mean()), "sensitivity": float(torch.cat(sens).mean())}
+    if zero_shot:
+        out["zero_shot_acc"] = float(torch.cat(zero_shot).mean())
+    return out
 
 
 def run(a) -> dict:
