@@ -25,6 +25,8 @@ python train_memorization.py --learner maml --fix none --steps 600 --data "$DATA
 for fix in none shuffle; do
   python train_memorization.py --learner maml --fix "$fix" --train_classes 5 --steps 300 --data "$DATA" --seed "$SEED" --name "maml-$fix-5classes"
 done
+python train_memorization.py --learner maml --fix mr --beta 1e-4 --train_classes 5 --steps 300 --data "$DATA" --seed "$SEED" \
+  --name maml-mr-beta0.0001-5classes
 # Part A on real Omniglot (first 100 classes of the course train split; new classes: its test split), when it is there
 if python -c "from cs330.data import Omniglot; Omniglot(split='train')" 2>/dev/null; then
   for fix in none shuffle; do
@@ -34,6 +36,10 @@ if python -c "from cs330.data import Omniglot; Omniglot(split='train')" 2>/dev/n
   for fix in none shuffle; do
     python train_memorization.py --learner maml --fix "$fix" --train_classes 5 --steps 300 --data omniglot --seed "$SEED" \
       --name "maml-$fix-omniglot-5classes"
+  done
+  for beta in 1e-4 1e-3; do
+    python train_memorization.py --learner maml --fix mr --beta $beta --train_classes 5 --steps 300 --data omniglot --seed "$SEED" \
+      --name "maml-mr-beta$beta-omniglot-5classes"
   done
 fi
 # Part A, regression: tagged sinusoids, the tag tells the function (nonexclusive) or not (exclusive)
