@@ -122,14 +122,19 @@ for target in [Path(cs330.__file__).resolve().parents[1] / "TAMPERED", Path("/tm
         target.write_text("written by a submission")
     except OSError:
         pass
+import time
+deadline = time.monotonic() + 2.0  # a bounded search: a full walk of a busy /tmp could outlast the test timeout
 for root in [Path("/tmp"), Path.cwd().parent, Path.cwd()]:
-    for path in list(root.rglob("results.json"))[:50] + list(root.rglob("test_toy*.py"))[:50]:
-        if "pytest-of-" in str(path):  # this test session's own folders, which no grader knows of
-            continue
-        try:
-            path.write_text("tampered")
-        except OSError:
-            pass
+    for pattern in ("results.json", "test_toy*.py"):
+        for n, path in enumerate(root.rglob(pattern)):
+            if n >= 50 or time.monotonic() > deadline:
+                break
+            if "pytest-of-" in str(path):  # this test session's own folders, which no grader knows of
+                continue
+            try:
+                path.write_text("tampered")
+            except OSError:
+                pass
 for pid in [os.getppid(), *map(int, filter(str.isdigit, os.listdir("/proc")))]:
     try:
         if pid > 1 and pid != os.getpid():  # any other process it can see (the grader, in basic mode)
