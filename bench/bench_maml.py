@@ -140,8 +140,8 @@ def main() -> None:
     if a.child:
         print(json.dumps(child(a.child, a.device, a.reps, a.threads, a.malloc)))
         return
-    modes = {"both": ["default", "keep"], None: ["default", "keep"] if a.device == "cpu" else ["default"]}.get(
-        a.malloc, [a.malloc])
+    both = a.malloc == "both" or (a.malloc is None and a.device == "cpu")
+    modes = ["default", "keep"] if both else [a.malloc or "default"]
     results = {}
     for malloc in modes:
         for impl in a.impls.split(","):

@@ -45,7 +45,7 @@ from torch import nn
 from torch.func import grad
 from torch.nn import functional as F
 
-from cs330.models import map_tasks
+from cs330.models import MLP, map_tasks
 from gaussian import gaussian_nll, kl_diag_gaussians, mixture_nll
 
 
@@ -58,14 +58,10 @@ class GaussianHeadMAML(nn.Module):
                  n_samples: int = 8, kl_weight: float = 1.0, init_log_std: float = math.log(0.1),
                  init_noise_std: float = 0.5, first_order: bool = False):
         super().__init__()
-        layers, width = [], 1
-        for h in hidden:
-            layers += [nn.Linear(width, h), nn.ReLU()]
-            width = h
-        self.body = nn.Sequential(*layers)
-        head = nn.Linear(width, 1)  # its default init gives the prior mean
-        self.prior_mu = nn.Parameter(torch.cat([head.weight.detach()[0], head.bias.detach()]))
-        self.prior_rho = nn.Parameter(torch.full((width + 1,), float(init_log_std)))
+        mlp = MLP(1, 1, hidden)
+        self.body = mlp.body  # the deterministic features; the head's default init gives the prior mean
+        self.prior_mu = nn.Parameter(torch.cat([mlp.head.weight.detach()[0], mlp.head.bias.detach()]))
+        self.prior_rho = nn.Parameter(torch.full((mlp.feature_dim + 1,), float(init_log_std)))
         # s = 0.01 + softplus(raw): the observation noise std, bounded below like the ensemble's
         self.noise_raw = nn.Parameter(torch.tensor(math.log(math.expm1(init_noise_std - 0.01))))
         self.inner_steps, self.inner_lr, self.inner_samples = inner_steps, inner_lr, inner_samples
