@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The CPU training runs of RESULTS.md ("5-shot and 20-way on CPU"), one thread each, wall-clock capped
-# (checkpointed: rerunning a line resumes it). Usage: ./cpu_runs.sh NAME [NAME ...]  with NAME in
-#   protonet_5w5s maml_5w5s protonet_20w1s protonet_20w5s maml_20w1s
+# The CPU training runs of RESULTS.md ("5-shot and 20-way on CPU", "Snell et al.'s recipe"), one thread
+# each, wall-clock capped (checkpointed: rerunning a line resumes it). Usage: ./cpu_runs.sh NAME [NAME ...]
+# with NAME in  protonet_5w5s maml_5w5s protonet_20w1s protonet_20w5s maml_20w1s protonet_60w1s_rot
+# A run is tested on 600 test tasks of its own N-way K-shot, or of each setting in its "tests" list.
 set -euo pipefail
 cd "$(dirname "$0")"
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
@@ -9,14 +10,20 @@ export CS330_DATA=${CS330_DATA:-../../shared/data}
 MINUTES=${MINUTES:-25}
 COMMON="--meta_batch 4 --val_every 100 --checkpoint_dir runs/cpu --results_dir results/cpu_runs --no_progress"
 for name in "$@"; do
+  tests=("")
   case $name in
     protonet_5w5s)  args="--algorithm protonet --k_shot 5 --iterations 3000" ;;
     maml_5w5s)      args="--algorithm maml --k_shot 5 --iterations 30000" ;;
     protonet_20w1s) args="--algorithm protonet --n_way 20 --n_query 5 --iterations 3000" ;;
     protonet_20w5s) args="--algorithm protonet --n_way 20 --k_shot 5 --n_query 5 --iterations 3000" ;;
-    maml_20w1s)     args="--algorithm maml --n_way 20 --n_query 5 --iterations 30000 --inner_lr 0.1" ;;
+    maml_20w1s)     args="--algorithm maml --n_way 20 --n_query 5 --iterations 30000 --rotations" ;;
+    # Snell et al.: 60-way episodes, 5 queries, rotated classes, Adam halved every 2000 episodes;
+    # one model for the 5-way and 20-way 1-shot tests, selected on 20-way validation tasks
+    protonet_60w1s_rot) args="--algorithm protonet --n_way 60 --n_query 5 --meta_batch 1 --rotations --lr_halve_every 2000
+                              --iterations 10000 --val_every 250 --test_n_way 20"
+                        tests=("--test_n_way 5 --test_n_query 15" "--test_n_way 20") ;;
     *) echo "unknown run $name" >&2; exit 2 ;;
   esac
-  python train.py $args $COMMON --max_minutes "$MINUTES"
-  python train.py $args $COMMON --test --test_tasks 600
+  python train.py $COMMON $args --max_minutes "$MINUTES"
+  for t in "${tests[@]}"; do python train.py $COMMON $args $t --test --test_tasks 600; done
 done

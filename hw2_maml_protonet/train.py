@@ -4,6 +4,7 @@
     python train.py --algorithm protonet --test                             # 600 test tasks, 95% CI -> results/metrics.json
     python train.py --algorithm maml --inner_steps 1 --first_order          # first-order MAML
     python train.py --algorithm maml --test --test_k_shot 5                 # trained 1-shot, tested 5-shot
+    python train.py --n_way 60 --n_query 5 --rotations --lr_halve_every 2000 --test_n_way 20   # Snell et al.'s recipe
 
 A run is named from its settings (``maml_5w1s_K1`` ...); it checkpoints to ``--checkpoint_dir/<name>/``
 and resumes from there. Without Omniglot under the data root, it uses synthetic glyphs and says so.
@@ -23,6 +24,7 @@ import torch
 import maml as maml_lib
 import protonet as protonet_lib
 from cs330.data import EpisodeSampler
+from cs330.data.omniglot import with_rotations
 from cs330.models import Conv4
 from cs330.runtime import keep_freed_memory
 
@@ -39,6 +41,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--inner_steps", type=int, default=1, help="MAML: inner SGD steps")
     p.add_argument("--inner_lr", type=float, default=0.4, help="MAML: inner learning rate (initial value if learned)")
     p.add_argument("--outer_lr", type=float, default=1e-3, help="Adam learning rate")
+    p.add_argument("--lr_halve_every", type=int, default=None,
+                   help="halve the Adam rate every this many iterations (Snell et al.: 2000 episodes)")
+    p.add_argument("--rotations", action="store_true",
+                   help="also train on every training class rotated by 90, 180, 270 degrees as new classes (4x classes)")
     p.add_argument("--learn_inner_lr", action="store_true", help="MAML: learn per-parameter inner rates (Meta-SGD)")
     p.add_argument("--anil", action="store_true", help="MAML: adapt the head only")
     p.add_argument("--first_order", action="store_true", help="MAML: first-order meta-gradient")
@@ -61,11 +67,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--test", action="store_true", help="evaluate the checkpoint on test tasks")
     p.add_argument("--test_tasks", type=int, default=600)
     p.add_argument("--test_k_shot", type=int, default=None, help="K at test time (default --k_shot)")
+    p.add_argument("--test_n_way", type=int, default=None,
+                   help="ProtoNet: N of validation and test tasks (default --n_way; train wide, test narrow)")
+    p.add_argument("--test_n_query", type=int, default=None, help="queries per class at validation and test (default --n_query)")
     p.add_argument("--test_inner_steps", type=int, default=None, help="MAML: inner steps at test (default --inner_steps)")
     p.add_argument("--no_progress", action="store_true")
     p.add_argument("--no_keep_memory", action="store_true",
                    help="CPU: leave glibc malloc as it is (keep_freed_memory is ~2x faster, but raises peak memory)")
-    return p.parse_args(argv)
+    a = p.parse_args(argv)
+    a.test_n_way, a.test_n_query = a.test_n_way or a.n_way, a.test_n_query or a.n_query
+    if a.algorithm == "maml" and a.test_n_way != a.n_way:
+        p.error(f"--test_n_way {a.test_n_way}: MAML's head has --n_way {a.n_way} outputs, so it is tested {a.n_way}-way")
+    return a
 
 
 def run_name(a) -> str:
@@ -74,6 +87,7 @@ def run_name(a) -> str:
     name = f"{a.algorithm}_{a.n_way}w{a.k_shot}s"
     if a.algorithm == "maml":
         name += f"_K{a.inner_steps}" + "_fo" * a.first_order + "_anil" * a.anil + "_metasgd" * a.learn_inner_lr
+    name += "_rot" * a.rotations + (f"_lrh{a.lr_halve_every}" if a.lr_halve_every else "")
     return name + ("_glyphs" if a.data == "glyphs" else "")
 
 
@@ -105,15 +119,15 @@ def build(a) -> torch.nn.Module:
 
 
 def evaluate(model, a, images, n_tasks: int, k_shot: int, seed: int, steps: int | None = None) -> torch.Tensor:
-    """Query accuracy of ``n_tasks`` tasks (fixed seed: the same tasks every time): (n_tasks,)."""
+    """Query accuracy of ``n_tasks`` ``--test_n_way`` tasks (fixed seed: the same tasks every time): (n_tasks,)."""
     batch = min(a.meta_batch, n_tasks)
-    sampler = EpisodeSampler(images, a.n_way, k_shot, a.n_query, batch_size=batch, generator=seed,
+    sampler = EpisodeSampler(images, a.test_n_way, k_shot, a.test_n_query, batch_size=batch, generator=seed,
                              num_batches=math.ceil(n_tasks / batch))
     accs = []
     for episode in sampler:
         episode = episode.to(a.device)
         if a.algorithm == "protonet":
-            accs.append(model.evaluate(episode, a.n_way))
+            accs.append(model.evaluate(episode, a.test_n_way))
         else:
             accs.append(model.evaluate(episode, steps=steps))
     return torch.cat(accs)[:n_tasks].cpu()
@@ -134,6 +148,8 @@ def fit(a, progress: bool = True) -> list[dict]:
         start, history, best = state["iteration"], state["history"], state["best_val"]
         print(f"resumed {run_name(a)} at iteration {start}")
     train_images, val_images = splits["train"].to(a.device), splits["val"].to(a.device)
+    if a.rotations:
+        train_images = with_rotations(train_images)
     sampler = EpisodeSampler(train_images, a.n_way, a.k_shot, a.n_query, batch_size=a.meta_batch, generator=a.seed)
     sampler.set_epoch(start)  # a resumed run draws fresh tasks
     stream = iter(sampler)
@@ -146,6 +162,9 @@ def fit(a, progress: bool = True) -> list[dict]:
     train_loss = train_acc = 0.0
     for it in bar:
         episode = next(stream)
+        if a.lr_halve_every:  # a function of the iteration, so a resumed run continues the schedule
+            for group in opt.param_groups:
+                group["lr"] = a.outer_lr * 0.5 ** (it // a.lr_halve_every)
         if a.algorithm == "protonet":
             m = model.outer_step(episode, a.n_way, opt)
         else:
@@ -206,9 +225,10 @@ def test(a) -> dict:
     t0 = time.time()
     accs = evaluate(model, a, splits["test"].to(a.device), a.test_tasks, k, seed=a.seed + 777, steps=a.test_inner_steps)
     ci = 1.96 * float(accs.std()) / math.sqrt(len(accs))
-    key = run_name(a) + (f"_test{k}shot" if k != a.k_shot else "") + (f"_testK{a.test_inner_steps}" if a.test_inner_steps else "")
-    result = {"test_acc": float(accs.mean()), "ci95": ci, "n_tasks": len(accs), "n_way": a.n_way, "k_shot": k,
-              "train_k_shot": a.k_shot, "algorithm": a.algorithm, "iterations": state["iteration"],
+    key = (run_name(a) + (f"_test{a.test_n_way}way" if a.test_n_way != a.n_way else "")
+           + (f"_test{k}shot" if k != a.k_shot else "") + (f"_testK{a.test_inner_steps}" if a.test_inner_steps else ""))
+    result = {"test_acc": float(accs.mean()), "ci95": ci, "n_tasks": len(accs), "n_way": a.test_n_way, "k_shot": k,
+              "n_query": a.test_n_query, "train_n_way": a.n_way, "train_k_shot": a.k_shot, "algorithm": a.algorithm, "iterations": state["iteration"],
               "best_val_acc": state["best_val"], "train_wall_s": state["history"][-1]["wall_s"], "data": data_name,
               "device": str(a.device), "test_wall_s": time.time() - t0}
     print(f"{key}: test accuracy {100 * result['test_acc']:.2f} +- {100 * ci:.2f}% (95% CI, {len(accs)} tasks)")

@@ -15,7 +15,7 @@ from PIL import Image
 from cs330.data import registry
 from cs330.data.episodes import EpisodeSampler
 from cs330.data.omniglot import (ALPHABETS, Omniglot, OmniglotIncompleteError, cache_path, load_omniglot,
-                                 split_indices)
+                                 split_indices, with_rotations)
 from cs330.data.root import DataNotFoundError
 
 FAKE = {"images_background": {"Alpha": 2, "Beta": 1}, "images_evaluation": {"Gamma": 2}}
@@ -152,6 +152,16 @@ def test_split_indices():
         split_indices("val", "vinyals")
     with pytest.raises(ValueError, match="split_scheme"):
         split_indices("train", "lake")
+
+
+def test_with_rotations():
+    images = torch.randint(0, 256, (3, 2, 1, 4, 4), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    out = with_rotations(images)
+    assert out.shape == (12, 2, 1, 4, 4)
+    for c in range(3):  # character-major: class c, then c rotated by 90, 180, 270 degrees
+        for k in range(4):
+            assert torch.equal(out[4 * c + k], torch.rot90(images[c], k, dims=(-2, -1)))
+    assert not torch.equal(out[1], out[0])
 
 
 @pytest.fixture(scope="module")

@@ -285,6 +285,12 @@ def load_omniglot(root=None, image_size: int = 28, *, expected=ALPHABETS, worker
 # splits and the dataset
 
 
+def with_rotations(images: torch.Tensor) -> torch.Tensor:
+    """(C, D, ..., H, W) classes -> (4C, D, ..., H, W): every class, then it rotated by 90, 180 and 270
+    degrees as three new classes, character-major (c0, c0/rot090, c0/rot180, c0/rot270, c1, ...)."""
+    return torch.stack([torch.rot90(images, k, dims=(-2, -1)) for k in range(4)], dim=1).flatten(0, 1)
+
+
 def split_indices(split: str, split_scheme: str = "course", seed: int = 0, n: int = N_CHARACTERS) -> torch.Tensor:
     """Sorted character indices (into the ordered 1623) of one split; see the module docstring."""
     sizes = SPLIT_SIZES.get(split_scheme)
@@ -329,7 +335,7 @@ class Omniglot(torch.utils.data.Dataset):
         names = [data["names"][i] for i in idx.tolist()]
         alphabets = [data["alphabets"][i] for i in idx.tolist()]
         if split_scheme == "vinyals" and split == "train":  # character-major: c0/rot000, c0/rot090, ...
-            images = torch.stack([torch.rot90(images, k, dims=(-2, -1)) for k in range(4)], dim=1).flatten(0, 1)
+            images = with_rotations(images)
             names = [f"{n}/rot{90 * k:03d}" for n in names for k in range(4)]
             alphabets = [a for a in alphabets for _ in range(4)]
         self.images, self.class_names, self.alphabets = images.contiguous(), names, alphabets

@@ -1,0 +1,65 @@
+"""hw2_maml_protonet/train.py's run options: the Adam halving schedule across a resume, and ProtoNet
+trained on wide tasks and tested on narrow ones (tiny runs on synthetic glyphs, CPU)."""
+
+import importlib
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+HW2 = Path(__file__).resolve().parents[1] / "hw2_maml_protonet"
+
+
+@pytest.fixture(scope="module")
+def train():
+    sys.path.insert(0, str(HW2))
+    try:
+        yield importlib.import_module("train")
+    finally:  # hw2's train, maml, protonet leave no trace for other homeworks' modules of the same names
+        sys.path.remove(str(HW2))
+        for name in ("train", "maml", "protonet"):
+            sys.modules.pop(name, None)
+
+
+def args(train, tmp_path, *extra):
+    a = train.parse_args(["--data", "glyphs", "--hidden", "8", "--meta_batch", "2", "--n_query", "2",
+                          "--val_tasks", "8", "--device", "cpu", "--no_progress", *extra])
+    a.checkpoint_dir, a.results_dir = str(tmp_path / "runs"), str(tmp_path / "results")
+    return a
+
+
+def test_lr_halving_continues_across_a_resume(train, tmp_path):
+    a = args(train, tmp_path, "--lr_halve_every", "2", "--iterations", "5", "--val_every", "5")
+    assert train.run_name(a) == "protonet_5w1s_lrh2_glyphs"
+    train.fit(a, progress=False)
+    state = torch.load(tmp_path / "runs" / train.run_name(a) / "checkpoint.pt")
+    assert state["iteration"] == 5
+    assert state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(1e-3 / 4)  # iteration index 4: 4 // 2 halvings
+    a.iterations = 8
+    train.fit(a, progress=False)  # resumes at 5
+    state = torch.load(tmp_path / "runs" / train.run_name(a) / "checkpoint.pt")
+    assert state["iteration"] == 8
+    assert state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(1e-3 / 8)
+
+
+def test_protonet_trained_wide_tested_narrow(train, tmp_path):
+    a = args(train, tmp_path, "--n_way", "10", "--rotations", "--test_n_way", "3", "--test_n_query", "4",
+             "--iterations", "3", "--val_every", "3")
+    assert train.run_name(a) == "protonet_10w1s_rot_glyphs"
+    history = train.fit(a, progress=False)
+    assert len(history) == 1 and 0 <= history[0]["val_acc"] <= 1
+    a.test, a.test_tasks = True, 10
+    result = train.test(a)
+    metrics = json.loads((tmp_path / "results" / "metrics.json").read_text())
+    assert metrics["protonet_10w1s_rot_glyphs_test3way"] == result
+    assert (result["n_way"], result["n_query"], result["train_n_way"], result["n_tasks"]) == (3, 4, 10, 10)
+    correct = result["test_acc"] * 10 * 3 * 4  # 10 tasks of 3 x 4 queries: a whole number of correct answers
+    assert abs(correct - round(correct)) < 1e-3
+
+
+def test_maml_cannot_change_way_at_test(train, capsys):
+    with pytest.raises(SystemExit):
+        train.parse_args(["--algorithm", "maml", "--n_way", "5", "--test_n_way", "20"])
+    assert "MAML's head has --n_way 5 outputs" in capsys.readouterr().err
