@@ -97,10 +97,15 @@ def plot_part_a(path: Path) -> None:
 
 
 if __name__ == "__main__":
-    import sys
-    if sys.argv[1:2] == ["--partB_dir"]:
-        print("\n".join(part_b(Path(sys.argv[2]).resolve())))
-        sys.exit()
-    if (RESULTS / "partA").is_dir():
-        plot_part_a(RESULTS / "partA" / "summary.png")
-    print("\n".join(part_a() + [""] + part_a_tagged() + [""] + part_b() + [""] + part_c()))
+    import argparse
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--partB_dir", type=Path, default=None, help="print only the Part B table of this folder")
+    a = p.parse_args()
+    if a.partB_dir is not None:
+        if not a.partB_dir.is_dir():
+            p.error(f"--partB_dir {a.partB_dir}: no such folder (the long runs write results/partB_long)")
+        print("\n".join(part_b(a.partB_dir.resolve())))
+    else:
+        if (RESULTS / "partA").is_dir():
+            plot_part_a(RESULTS / "partA" / "summary.png")
+        print("\n".join(part_a() + [""] + part_a_tagged() + [""] + part_b() + [""] + part_c()))
