@@ -4,6 +4,7 @@ and a ProtoNet iteration against its FLOP floor.
     python bench/bench_maml.py                 # CPU, one thread, ~3 min
     python bench/bench_maml.py --device cuda   # peak memory from torch.cuda
     python bench/bench_maml.py --malloc keep   # only with cs330.runtime.keep_freed_memory() (CPU default: both)
+    python bench/bench_maml.py --impls vmap,vmap+compile,loop+compile,protonet+compile   # torch.compile'd steps
 
 Workload: 5-way 1-shot, 15 queries per class, meta-batch of 16 tasks, Conv4 (64 channels, batch-statistics
 norm), 1 inner SGD step, second order, one Adam step; random 28x28 inputs. Each implementation runs in
@@ -40,20 +41,27 @@ def batch(device):
 
 
 def make_step(impl: str, device: str):
-    """A function running one meta-iteration of ``impl``."""
+    """A function running one meta-iteration of ``impl`` ("vmap", "loop", "protonet", each optionally
+    "+compile": hw2's train.py --compile, or "higher")."""
     sys.path.insert(0, str(ROOT / "hw2_maml_protonet"))
     import maml as maml_lib
     import protonet as protonet_lib
     from cs330.models import Conv4
+    from cs330.runtime import compiled
 
     torch.manual_seed(0)
     episode = batch(device)
+    impl, _, option = impl.partition("+")
     if impl == "protonet":
         model = protonet_lib.ProtoNet(Conv4(None)).to(device)
+        if option == "compile":
+            model.forward = compiled(model.forward, device)
         opt = torch.optim.Adam(model.parameters(), 1e-3)
         return lambda: model.outer_step(episode, N, opt)
     if impl in ("vmap", "loop"):
         model = maml_lib.MAML(Conv4(N), inner_steps=1, inner_lr=0.4, vectorize=impl == "vmap").to(device)
+        if option == "compile":
+            model.meta_loss = compiled(model.meta_loss, device)
         opt = torch.optim.Adam(model.parameters(), 1e-3)
         return lambda: model.outer_step(episode, opt)
     if impl == "higher":  # the classic implementation: a per-task loop through higher's monkeypatched module
@@ -88,8 +96,11 @@ def child(impl: str, device: str, reps: int, threads: int, malloc: str) -> dict:
         base = torch.cuda.memory_allocated()
     else:
         base = rss_mb()
-    step()  # warm-up
+    t = time.perf_counter()
+    for _ in range(3 if "+compile" in impl else 1):  # warm-up (compiled: compile, then record CUDA graphs)
+        step()
     sync()
+    warmup_s = time.perf_counter() - t
     times = []
     for _ in range(reps):
         t = time.perf_counter()
@@ -100,7 +111,8 @@ def child(impl: str, device: str, reps: int, threads: int, malloc: str) -> dict:
         peak = (torch.cuda.max_memory_allocated() - base) / 2**20
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base
-    return {"impl": impl, "malloc": malloc, "ms": 1000 * min(times), "ms_median": 1000 * sorted(times)[len(times) // 2], "peak_mb": peak}
+    return {"impl": impl, "malloc": malloc, "ms": 1000 * min(times), "ms_median": 1000 * sorted(times)[len(times) // 2],
+            "peak_mb": peak, "warmup_s": warmup_s}
 
 
 def conv4_flops(n_images: int, hidden: int = 64, size: int = 28) -> float:
@@ -152,11 +164,15 @@ def main() -> None:
                 print(f"{impl} ({malloc}): failed: {out.stderr.strip().splitlines()[-1] if out.stderr.strip() else out.returncode}")
                 continue
             r = results[impl, malloc] = json.loads(out.stdout.strip().splitlines()[-1])
-            print(f"{impl:9s} malloc={malloc:8s} {r['ms']:9.1f} ms/iteration (median {r['ms_median']:.1f})  "
-                  f"peak +{r['peak_mb']:.0f} MB", flush=True)
+            print(f"{impl:16s} malloc={malloc:8s} {r['ms']:9.1f} ms/iteration (median {r['ms_median']:.1f})  "
+                  f"peak +{r['peak_mb']:.0f} MB  warm-up {r['warmup_s']:.0f} s", flush=True)
     for malloc in modes:
+        for impl in ("vmap", "loop", "protonet"):
+            if (impl, malloc) in results and (impl + "+compile", malloc) in results:
+                e, c = results[impl, malloc], results[impl + "+compile", malloc]
+                print(f"malloc={malloc}: {impl}: eager/compiled time {e['ms'] / c['ms']:.2f}x")
         v = results.get(("vmap", malloc))
-        for other in ("loop", "higher"):
+        for other in ("loop", "higher", "vmap+compile", "loop+compile"):
             if v and (other, malloc) in results:
                 o = results[other, malloc]
                 print(f"malloc={malloc}: {other}/vmap: time {o['ms'] / v['ms']:.2f}x, "
@@ -165,17 +181,15 @@ def main() -> None:
         if (impl, "default") in results and (impl, "keep") in results:
             d, k = results[impl, "default"], results[impl, "keep"]
             print(f"{impl}: malloc default/keep: time {d['ms'] / k['ms']:.2f}x")
-    if a.device == "cpu" and any(impl == "protonet" for impl, _ in results):
+    if a.device == "cpu" and any(impl.startswith("protonet") for impl, _ in results):
         flops = 3 * conv4_flops(B * N * (K + Q))  # forward + backward (~2x forward)
         peak = matmul_gflops(a.threads)
         floor_ms = 1000 * flops / (peak * 1e9)
         print(f"protonet: {flops / 1e9:.1f} GFLOP/iteration; {a.threads}-thread sgemm peak {peak:.0f} GFLOP/s "
               f"-> floor {floor_ms:.0f} ms")
-        for malloc in modes:
-            if ("protonet", malloc) in results:
-                ms = results["protonet", malloc]["ms"]
-                print(f"protonet malloc={malloc}: {ms:.0f} ms = {ms / floor_ms:.2f}x the floor")
-
+        for (impl, malloc), r in results.items():
+            if impl.startswith("protonet"):
+                print(f"{impl} malloc={malloc}: {r['ms']:.0f} ms = {r['ms'] / floor_ms:.2f}x the floor")
 
 if __name__ == "__main__":
     main()

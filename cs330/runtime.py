@@ -1,4 +1,4 @@
-"""Process-level settings for training on a CPU.
+"""Run-time speed settings: ``keep_freed_memory()`` for training on a CPU; ``compiled()`` for a step.
 
 ``keep_freed_memory()``: glibc's ``malloc`` hands every request above its mmap threshold (at most
 32 MB) to the kernel as a fresh mapping and unmaps it again on ``free``. A meta-batch's activations
@@ -44,3 +44,18 @@ def keep_freed_memory() -> bool:
     ok &= mallopt(_M_TRIM_THRESHOLD, 2**31 - 1)  # keep freed heap top (up to 2 GB) instead of returning it
     ok &= mallopt(_M_TOP_PAD, 64 << 20)  # grow the heap in 64 MB steps
     return bool(ok)
+
+
+def compiled(fn, device):
+    """``torch.compile(fn)`` for a training step's loss function, in the mode that suits ``device``.
+
+    On CUDA ``mode="reduce-overhead"``: the step's kernels are recorded once as CUDA graphs and replayed,
+    which removes the per-kernel launch cost that dominates small meta-learning steps (hundreds of tiny
+    kernels per task). Elsewhere inductor's default mode, which fuses element-wise chains (norms,
+    ReLU, the inner SGD update) into one pass over memory. The first call compiles (about a minute,
+    more on a slow CPU); a call with new shapes or flags compiles again. Works through ``torch.func``
+    (``vmap``, ``grad``) and second-order gradients (checked in tests/test_hw2_train.py).
+    """
+    import torch
+
+    return torch.compile(fn, mode="reduce-overhead" if torch.device(device).type == "cuda" else None)

@@ -16,11 +16,11 @@ for name in "$@"; do
     maml_5w5s)      args="--algorithm maml --k_shot 5 --iterations 30000" ;;
     protonet_20w1s) args="--algorithm protonet --n_way 20 --n_query 5 --iterations 3000" ;;
     protonet_20w5s) args="--algorithm protonet --n_way 20 --k_shot 5 --n_query 5 --iterations 3000" ;;
-    maml_20w1s)     args="--algorithm maml --n_way 20 --n_query 5 --iterations 30000 --rotations" ;;
+    maml_20w1s)     args="--algorithm maml --n_way 20 --n_query 5 --iterations 30000 --rotations --compile" ;;
     # Snell et al.: 60-way episodes, 5 queries, rotated classes, Adam halved every 2000 episodes;
     # one model for the 5-way and 20-way 1-shot tests, selected on 20-way validation tasks
     protonet_60w1s_rot) args="--algorithm protonet --n_way 60 --n_query 5 --meta_batch 1 --rotations --lr_halve_every 2000
-                              --iterations 10000 --val_every 250 --test_n_way 20"
+                              --iterations 10000 --val_every 250 --test_n_way 20 --compile"
                         tests=("--test_n_way 5 --test_n_query 15" "--test_n_way 20") ;;
     *) echo "unknown run $name" >&2; exit 2 ;;
   esac

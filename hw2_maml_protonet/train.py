@@ -26,7 +26,7 @@ import protonet as protonet_lib
 from cs330.data import EpisodeSampler
 from cs330.data.omniglot import with_rotations
 from cs330.models import Conv4
-from cs330.runtime import keep_freed_memory
+from cs330.runtime import compiled, keep_freed_memory
 
 HERE = Path(__file__).resolve().parent
 
@@ -72,6 +72,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--test_n_query", type=int, default=None, help="queries per class at validation and test (default --n_query)")
     p.add_argument("--test_inner_steps", type=int, default=None, help="MAML: inner steps at test (default --inner_steps)")
     p.add_argument("--no_progress", action="store_true")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the step (CUDA graphs on a GPU; fused element-wise ops on CPU); "
+                        "compiling takes a minute or more")
     p.add_argument("--no_keep_memory", action="store_true",
                    help="CPU: leave glibc malloc as it is (keep_freed_memory is ~2x faster, but raises peak memory)")
     a = p.parse_args(argv)
@@ -113,9 +116,15 @@ def load_splits(a) -> tuple[dict[str, torch.Tensor], str]:
 def build(a) -> torch.nn.Module:
     torch.manual_seed(a.seed)
     if a.algorithm == "protonet":
-        return protonet_lib.ProtoNet(Conv4(None, hidden=a.hidden))
-    return maml_lib.MAML(Conv4(a.n_way, hidden=a.hidden), inner_steps=a.inner_steps, inner_lr=a.inner_lr,
-                         learn_inner_lr=a.learn_inner_lr, first_order=a.first_order, anil=a.anil, vectorize=a.tasks == "vmap" or (a.tasks == "auto" and a.device != "cpu"))
+        model = protonet_lib.ProtoNet(Conv4(None, hidden=a.hidden))
+    else:
+        model = maml_lib.MAML(Conv4(a.n_way, hidden=a.hidden), inner_steps=a.inner_steps, inner_lr=a.inner_lr,
+                              learn_inner_lr=a.learn_inner_lr, first_order=a.first_order, anil=a.anil,
+                              vectorize=a.tasks == "vmap" or (a.tasks == "auto" and a.device != "cpu"))
+    if a.compile:  # compile the function the steps call: ProtoNet's forward, MAML's meta_loss
+        name = "forward" if a.algorithm == "protonet" else "meta_loss"
+        setattr(model, name, compiled(getattr(model, name), a.device))
+    return model
 
 
 def evaluate(model, a, images, n_tasks: int, k_shot: int, seed: int, steps: int | None = None) -> torch.Tensor:
@@ -127,10 +136,11 @@ def evaluate(model, a, images, n_tasks: int, k_shot: int, seed: int, steps: int 
     for episode in sampler:
         episode = episode.to(a.device)
         if a.algorithm == "protonet":
-            accs.append(model.evaluate(episode, a.test_n_way))
+            acc = model.evaluate(episode, a.test_n_way)
         else:
-            accs.append(model.evaluate(episode, steps=steps))
-    return torch.cat(accs)[:n_tasks].cpu()
+            acc = model.evaluate(episode, steps=steps)
+        accs.append(acc.cpu())  # a copy: a CUDA-graphed (--compile) step reuses its output memory on the next call
+    return torch.cat(accs)[:n_tasks]
 
 
 def fit(a, progress: bool = True) -> list[dict]:

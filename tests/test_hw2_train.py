@@ -63,3 +63,30 @@ def test_maml_cannot_change_way_at_test(train, capsys):
     with pytest.raises(SystemExit):
         train.parse_args(["--algorithm", "maml", "--n_way", "5", "--test_n_way", "20"])
     assert "MAML's head has --n_way 5 outputs" in capsys.readouterr().err
+
+
+def test_compiled_maml_step_has_the_eager_meta_gradient(train):
+    """train.py --compile: torch.compile through vmap, the inner torch.func.grad and the second-order
+    outer backward gives the eager meta-gradient (a small MLP, so that compiling takes seconds)."""
+    import maml as maml_lib  # hw2's, on the path while the train fixture is active
+
+    from cs330.models import MLP
+    from cs330.runtime import compiled
+
+    torch.manual_seed(0)
+    model = maml_lib.MAML(MLP(4, 3, hidden=(16,)), inner_steps=2, inner_lr=0.3, vectorize=True)
+    g = torch.Generator().manual_seed(1)
+    episode = (torch.randn(3, 6, 4, generator=g), torch.randint(0, 3, (3, 6), generator=g),
+               torch.randn(3, 9, 4, generator=g), torch.randint(0, 3, (3, 9), generator=g))
+
+    def meta_gradient(meta_loss):
+        model.zero_grad(set_to_none=True)
+        meta_loss(*episode)[0].mean().backward()
+        return [p.grad.clone() for p in model.parameters()]
+
+    eager = meta_gradient(model.meta_loss)
+    fast = meta_gradient(compiled(model.meta_loss, "cpu"))
+    for e, f in zip(eager, fast):
+        torch.testing.assert_close(f, e, rtol=1e-4, atol=1e-6)
+    first_order = maml_lib.MAML(model.model, inner_steps=2, inner_lr=0.3, first_order=True)
+    assert not all(torch.allclose(e, f, rtol=1e-3) for e, f in zip(eager, meta_gradient(first_order.meta_loss)))
