@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# What issue #6 still needs from a GPU, as device calls of under 10 minutes each (resumable: rerunning
+# What RESULTS.md still needs from a GPU, as device calls of under 10 minutes each (resumable: rerunning
 # a line continues from runs/gpu). Prepared on CPU; its GPU paths (--compile's CUDA graphs) are unrun.
 #
 #   ./gpu_session.sh bench                  # ~4 min: bench_maml on cuda, eager vs compiled, vs higher
