@@ -238,7 +238,8 @@ def test(a) -> dict:
     key = (run_name(a) + (f"_test{a.test_n_way}way" if a.test_n_way != a.n_way else "")
            + (f"_test{k}shot" if k != a.k_shot else "") + (f"_testK{a.test_inner_steps}" if a.test_inner_steps else ""))
     result = {"test_acc": float(accs.mean()), "ci95": ci, "n_tasks": len(accs), "n_way": a.test_n_way, "k_shot": k,
-              "n_query": a.test_n_query, "train_n_way": a.n_way, "train_k_shot": a.k_shot, "algorithm": a.algorithm, "iterations": state["iteration"],
+              "n_query": a.test_n_query, "train_n_way": a.n_way, "train_k_shot": a.k_shot, "algorithm": a.algorithm,
+              "iterations": state["iteration"],
               "best_val_acc": state["best_val"], "train_wall_s": state["history"][-1]["wall_s"], "data": data_name,
               "device": str(a.device), "test_wall_s": time.time() - t0}
     print(f"{key}: test accuracy {100 * result['test_acc']:.2f} +- {100 * ci:.2f}% (95% CI, {len(accs)} tasks)")
