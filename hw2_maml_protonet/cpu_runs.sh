@@ -2,6 +2,7 @@
 # The CPU training runs of RESULTS.md ("5-shot and 20-way on CPU", "Snell et al.'s recipe"), one thread
 # each, wall-clock capped (checkpointed: rerunning a line resumes it). Usage: ./cpu_runs.sh NAME [NAME ...]
 # with NAME in  protonet_5w5s maml_5w5s protonet_20w1s protonet_20w5s maml_20w1s protonet_60w1s_rot
+# protonet_60w5s_rot
 # A run is tested on 600 test tasks of its own N-way K-shot, or of each setting in its "tests" list.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -21,6 +22,10 @@ for name in "$@"; do
     # one model for the 5-way and 20-way 1-shot tests, selected on 20-way validation tasks
     protonet_60w1s_rot) args="--algorithm protonet --n_way 60 --n_query 5 --meta_batch 1 --rotations --lr_halve_every 2000
                               --iterations 10000 --val_every 250 --test_n_way 20 --compile"
+                        tests=("--test_n_way 5 --test_n_query 15" "--test_n_way 20") ;;
+    # the same for 5-shot, on a schedule compressed to fit a session (halve every 500, 3000 episodes)
+    protonet_60w5s_rot) args="--algorithm protonet --n_way 60 --k_shot 5 --n_query 5 --meta_batch 1 --rotations
+                              --lr_halve_every 500 --iterations 3000 --val_every 250 --test_n_way 20 --compile"
                         tests=("--test_n_way 5 --test_n_query 15" "--test_n_way 20") ;;
     *) echo "unknown run $name" >&2; exit 2 ;;
   esac
