@@ -121,9 +121,14 @@ def build(a) -> torch.nn.Module:
         model = maml_lib.MAML(Conv4(a.n_way, hidden=a.hidden), inner_steps=a.inner_steps, inner_lr=a.inner_lr,
                               learn_inner_lr=a.learn_inner_lr, first_order=a.first_order, anil=a.anil,
                               vectorize=a.tasks == "vmap" or (a.tasks == "auto" and a.device != "cpu"))
-    if a.compile:  # compile the function the steps call: ProtoNet's forward, MAML's meta_loss
-        name = "forward" if a.algorithm == "protonet" else "meta_loss"
-        setattr(model, name, compiled(getattr(model, name), a.device))
+    return compile_step(model, a.device) if a.compile else model
+
+
+def compile_step(model: torch.nn.Module, device) -> torch.nn.Module:
+    """--compile: ``cs330.runtime.compiled`` on the function every step calls (ProtoNet's forward,
+    MAML's meta_loss), in place; returns the model."""
+    name = "forward" if isinstance(model, protonet_lib.ProtoNet) else "meta_loss"
+    setattr(model, name, compiled(getattr(model, name), device))
     return model
 
 
