@@ -2,7 +2,7 @@
 # The CPU training runs of RESULTS.md ("5-shot and 20-way on CPU", "Snell et al.'s recipe"), one thread
 # each, wall-clock capped (checkpointed: rerunning a line resumes it). Usage: ./cpu_runs.sh NAME [NAME ...]
 # with NAME in  protonet_5w5s maml_5w5s protonet_20w1s protonet_20w5s maml_20w1s protonet_60w1s_rot
-# protonet_60w5s_rot
+# protonet_60w5s_rot maml_5w1s_rot maml_5w5s_rot
 # A run is tested on 600 test tasks of its own N-way K-shot, or of each setting in its "tests" list.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -27,6 +27,12 @@ for name in "$@"; do
     protonet_60w5s_rot) args="--algorithm protonet --n_way 60 --k_shot 5 --n_query 5 --meta_batch 1 --rotations
                               --lr_halve_every 500 --iterations 3000 --val_every 250 --test_n_way 20 --compile"
                         tests=("--test_n_way 5 --test_n_query 15" "--test_n_way 20") ;;
+    # MAML 5-way to the end of a schedule compressed to fit a session on one core (the paper: 60000
+    # iterations of 32 tasks); rotated classes as in the paper; tested with 1 (as trained) and 3 inner steps
+    maml_5w1s_rot)  args="--algorithm maml --rotations --lr_halve_every 3000 --iterations 12000 --val_every 250 --compile"
+                    tests=("" "--test_inner_steps 3") ;;
+    maml_5w5s_rot)  args="--algorithm maml --k_shot 5 --rotations --lr_halve_every 2000 --iterations 8000 --val_every 250 --compile"
+                    tests=("" "--test_inner_steps 3") ;;
     *) echo "unknown run $name" >&2; exit 2 ;;
   esac
   python train.py $COMMON $args --max_minutes "$MINUTES"

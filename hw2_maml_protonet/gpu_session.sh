@@ -23,11 +23,12 @@ case ${1:-} in
     name=$2 minutes=$3
     D="--data_file runs/omniglot_course_28.pt --checkpoint_dir runs/gpu --results_dir $OUT --no_progress --compile"
     tests=("")
-    case $name in  # the papers' settings: MAML 5-way meta-batch 32 (1 step, 0.4), 20-way meta-batch 16 (5 steps, 0.1)
-      maml_5w1s)  args="--algorithm maml --meta_batch 32 --iterations 60000 --val_every 2000" ;;
-      maml_5w5s)  args="--algorithm maml --k_shot 5 --meta_batch 32 --iterations 60000 --val_every 2000" ;;
-      maml_20w1s) args="--algorithm maml --n_way 20 --n_query 5 --meta_batch 16 --inner_steps 5 --inner_lr 0.1 --iterations 60000 --val_every 2000" ;;
-      maml_20w5s) args="--algorithm maml --n_way 20 --k_shot 5 --n_query 5 --meta_batch 16 --inner_steps 5 --inner_lr 0.1 --iterations 60000 --val_every 2000" ;;
+    case $name in  # the papers' settings: MAML 5-way meta-batch 32 (1 step, 0.4), 20-way meta-batch 16 (5 steps,
+                   # 0.1), rotated classes (Finn et al. follow Santoro et al.'s augmentation)
+      maml_5w1s)  args="--algorithm maml --rotations --meta_batch 32 --iterations 60000 --val_every 2000" ;;
+      maml_5w5s)  args="--algorithm maml --rotations --k_shot 5 --meta_batch 32 --iterations 60000 --val_every 2000" ;;
+      maml_20w1s) args="--algorithm maml --rotations --n_way 20 --n_query 5 --meta_batch 16 --inner_steps 5 --inner_lr 0.1 --iterations 60000 --val_every 2000" ;;
+      maml_20w5s) args="--algorithm maml --rotations --n_way 20 --k_shot 5 --n_query 5 --meta_batch 16 --inner_steps 5 --inner_lr 0.1 --iterations 60000 --val_every 2000" ;;
       # Snell et al.: 60-way episodes with rotated classes; one model per shot, tested 5- and 20-way
       protonet_60w1s) args="--algorithm protonet --n_way 60 --n_query 5 --meta_batch 1 --rotations --lr_halve_every 2000 --iterations 20000 --val_every 1000 --test_n_way 20"
                       tests=("--test_n_way 5 --test_n_query 15" "--test_n_way 20") ;;

@@ -73,8 +73,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--test_inner_steps", type=int, default=None, help="MAML: inner steps at test (default --inner_steps)")
     p.add_argument("--no_progress", action="store_true")
     p.add_argument("--compile", action="store_true",
-                   help="torch.compile the step (CUDA graphs on a GPU; fused element-wise ops on CPU); "
-                        "compiling takes a minute or more")
+                   help="torch.compile the training step (CUDA graphs on a GPU; fused element-wise ops on CPU); "
+                        "compiling takes a minute or more. --test always runs eagerly")
     p.add_argument("--no_keep_memory", action="store_true",
                    help="CPU: leave glibc malloc as it is (keep_freed_memory is ~2x faster, but raises peak memory)")
     a = p.parse_args(argv)
@@ -113,7 +113,7 @@ def load_splits(a) -> tuple[dict[str, torch.Tensor], str]:
     return {"train": images[:cut1], "val": images[cut1:cut2], "test": images[cut2:]}, "glyphs"
 
 
-def build(a) -> torch.nn.Module:
+def build(a, compile: bool = False) -> torch.nn.Module:
     torch.manual_seed(a.seed)
     if a.algorithm == "protonet":
         model = protonet_lib.ProtoNet(Conv4(None, hidden=a.hidden))
@@ -121,7 +121,7 @@ def build(a) -> torch.nn.Module:
         model = maml_lib.MAML(Conv4(a.n_way, hidden=a.hidden), inner_steps=a.inner_steps, inner_lr=a.inner_lr,
                               learn_inner_lr=a.learn_inner_lr, first_order=a.first_order, anil=a.anil,
                               vectorize=a.tasks == "vmap" or (a.tasks == "auto" and a.device != "cpu"))
-    return compile_step(model, a.device) if a.compile else model
+    return compile_step(model, a.device) if compile else model
 
 
 def compile_step(model: torch.nn.Module, device) -> torch.nn.Module:
@@ -151,7 +151,7 @@ def evaluate(model, a, images, n_tasks: int, k_shot: int, seed: int, steps: int 
 def fit(a, progress: bool = True) -> list[dict]:
     """Meta-train (resuming from the run's checkpoint); returns the validation history."""
     splits, data_name = load_splits(a)
-    model = build(a).to(a.device)
+    model = build(a, compile=a.compile).to(a.device)
     opt = torch.optim.Adam(model.parameters(), lr=a.outer_lr)
     run_dir = Path(a.checkpoint_dir) / run_name(a)
     ckpt = run_dir / "checkpoint.pt"
@@ -232,6 +232,8 @@ def plot(history: list[dict], path: Path, title: str) -> None:
 def test(a) -> dict:
     """Accuracy of the best checkpoint on ``--test_tasks`` test tasks, with a 95% CI; merged into metrics.json."""
     splits, data_name = load_splits(a)
+    # eager: a test process would compile the evaluation step anew (minutes for MAML's per-task loop on
+    # CPU) for one pass over the test tasks
     model = build(a).to(a.device)
     run_dir = Path(a.checkpoint_dir) / run_name(a)
     state = torch.load(run_dir / "best.pt", map_location=a.device)
