@@ -144,8 +144,8 @@ def evaluate(model, a, images, n_tasks: int, k_shot: int, seed: int, steps: int 
             acc = model.evaluate(episode, a.test_n_way)
         else:
             acc = model.evaluate(episode, steps=steps)
-        accs.append(acc.cpu())  # a copy: a CUDA-graphed (--compile) step reuses its output memory on the next call
-    return torch.cat(accs)[:n_tasks]
+        accs.append(acc.clone())  # a copy: a CUDA-graphed (--compile) step reuses its output memory on the next call
+    return torch.cat(accs)[:n_tasks].cpu()  # one device sync per evaluation, not one per batch
 
 
 def fit(a, progress: bool = True) -> list[dict]:
