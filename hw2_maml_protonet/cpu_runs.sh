@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The CPU training runs of RESULTS.md ("5-shot and 20-way on CPU", "Snell et al.'s recipe"), one thread
 # each, wall-clock capped (checkpointed: rerunning a line resumes it). Usage: ./cpu_runs.sh NAME [NAME ...]
-# with NAME in  protonet_5w5s maml_5w5s protonet_20w1s protonet_20w5s maml_20w1s protonet_60w1s_rot
+# with NAME in  protonet_5w5s maml_5w5s protonet_20w1s protonet_20w5s maml_20w1s maml_20w5s protonet_60w1s_rot
 # protonet_60w5s_rot maml_5w1s_rot maml_5w5s_rot
 # A run is tested on 600 test tasks of its own N-way K-shot, or of each setting in its "tests" list.
 set -euo pipefail
@@ -18,6 +18,7 @@ for name in "$@"; do
     protonet_20w1s) args="--algorithm protonet --n_way 20 --n_query 5 --iterations 3000" ;;
     protonet_20w5s) args="--algorithm protonet --n_way 20 --k_shot 5 --n_query 5 --iterations 3000" ;;
     maml_20w1s)     args="--algorithm maml --n_way 20 --n_query 5 --iterations 30000 --rotations --compile" ;;
+    maml_20w5s)     args="--algorithm maml --n_way 20 --k_shot 5 --n_query 5 --iterations 30000 --val_every 250 --rotations --compile" ;;
     # Snell et al.: 60-way episodes, 5 queries, rotated classes, Adam halved every 2000 episodes;
     # one model for the 5-way and 20-way 1-shot tests, selected on 20-way validation tasks
     protonet_60w1s_rot) args="--algorithm protonet --n_way 60 --n_query 5 --meta_batch 1 --rotations --lr_halve_every 2000
