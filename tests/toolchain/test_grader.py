@@ -123,14 +123,20 @@ for target in [Path(cs330.__file__).resolve().parents[1] / "TAMPERED", Path("/tm
     except OSError:
         pass
 import time
-deadline = time.monotonic() + 2.0  # a bounded search: a full walk of a busy /tmp could outlast the test timeout
-for root in [Path("/tmp"), Path.cwd().parent, Path.cwd()]:
-    for pattern in ("results.json", "test_toy*.py"):
-        for n, path in enumerate(root.rglob(pattern)):
-            if n >= 50 or time.monotonic() > deadline:
-                break
+# the nearest folders first, then all of /tmp; bounded by a deadline checked at every folder, since a
+# walk of a busy /tmp can go seconds without a match and outlast the test timeout
+deadline, hits = time.monotonic() + 2.0, 0
+for root in [Path.cwd(), *Path.cwd().parents[:3], Path("/tmp")]:
+    for folder, _, files in os.walk(root):
+        if time.monotonic() > deadline or hits >= 100:
+            break
+        for name in files:
+            path = Path(folder) / name
+            if not (name == "results.json" or name.startswith("test_toy") and name.endswith(".py")):
+                continue
             if "pytest-of-" in str(path):  # this test session's own folders, which no grader knows of
                 continue
+            hits += 1
             try:
                 path.write_text("tampered")
             except OSError:
