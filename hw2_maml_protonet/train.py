@@ -113,7 +113,7 @@ def load_splits(a) -> tuple[dict[str, torch.Tensor], str]:
     return {"train": images[:cut1], "val": images[cut1:cut2], "test": images[cut2:]}, "glyphs"
 
 
-def build(a, compile: bool = False) -> torch.nn.Module:
+def build(a) -> torch.nn.Module:
     torch.manual_seed(a.seed)
     if a.algorithm == "protonet":
         model = protonet_lib.ProtoNet(Conv4(None, hidden=a.hidden))
@@ -121,7 +121,7 @@ def build(a, compile: bool = False) -> torch.nn.Module:
         model = maml_lib.MAML(Conv4(a.n_way, hidden=a.hidden), inner_steps=a.inner_steps, inner_lr=a.inner_lr,
                               learn_inner_lr=a.learn_inner_lr, first_order=a.first_order, anil=a.anil,
                               vectorize=a.tasks == "vmap" or (a.tasks == "auto" and a.device != "cpu"))
-    return compile_step(model, a.device) if compile else model
+    return model
 
 
 def compile_step(model: torch.nn.Module, device) -> torch.nn.Module:
@@ -151,7 +151,9 @@ def evaluate(model, a, images, n_tasks: int, k_shot: int, seed: int, steps: int 
 def fit(a, progress: bool = True) -> list[dict]:
     """Meta-train (resuming from the run's checkpoint); returns the validation history."""
     splits, data_name = load_splits(a)
-    model = build(a, compile=a.compile).to(a.device)
+    model = build(a).to(a.device)
+    if a.compile:
+        compile_step(model, a.device)
     opt = torch.optim.Adam(model.parameters(), lr=a.outer_lr)
     run_dir = Path(a.checkpoint_dir) / run_name(a)
     ckpt = run_dir / "checkpoint.pt"
