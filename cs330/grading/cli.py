@@ -91,6 +91,7 @@ def _looks_like_batch(target, folder: Path) -> bool:
 
 def cmd_submit(args) -> int:
     hw = _find(args.hw)
+    print(f"cs330 submit: {hw.root}")
     result, out = submit.submit(hw, args.out, force=args.force)
     for rel in result.files:
         print(f"  + {rel}")
@@ -107,11 +108,16 @@ def cmd_submit(args) -> int:
 
 def cmd_test(args) -> int:
     hw = _find(args.hw)
+    print(f"cs330 test: {hw.root}", flush=True)
     cmd = [sys.executable, "-m", "pytest", str(hw.tests_dir), "-q"] + [x for i in args.ids for x in ("--cs330-id", i)]
     return subprocess.call(cmd, cwd=hw.root)
 
 
 def default_demo() -> Path:
+    """The homework at or above the current folder, else the first one found, else the toy example."""
+    here = homework.enclosing()
+    if here is not None:
+        return here.root
     found = homework.discover()
     if found:
         return found[0].root

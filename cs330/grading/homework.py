@@ -117,14 +117,36 @@ def discover(*search: Path) -> list[Homework]:
     return list(found.values())
 
 
+def enclosing(start: str | Path | None = None) -> Homework | None:
+    """The homework folder at or above ``start`` (default: the current directory), if any."""
+    start = Path(start or Path.cwd()).resolve()
+    for folder in [start, *start.parents]:
+        if (folder / CONFIG).is_file():
+            return load(folder)
+    return None
+
+
 def find(name_or_path: str | Path) -> Homework:
-    """A homework by name (``hw2``), folder name (``hw2_maml_protonet``) or path."""
+    """A homework by path, name (``hw2``) or folder name (``hw2_maml_protonet``).
+
+    The user's own folder comes first: a homework at or above the current directory with that
+    name wins over any other (a student working in a release must never be sent to the course
+    repository's reference). Otherwise the name must match exactly one folder found by
+    :func:`discover`; two or more are refused with their paths.
+    """
     path = Path(name_or_path)
     if (path / CONFIG).is_file():
         return load(path)
+    name = str(name_or_path)
+    here = enclosing()
+    if here is not None and name in (here.name, here.folder):
+        return here
     homeworks = discover()
-    for hw in homeworks:
-        if str(name_or_path) in (hw.name, hw.folder):
-            return hw
+    hits = [hw for hw in homeworks if name in (hw.name, hw.folder)]
+    if len(hits) == 1:
+        return hits[0]
+    if hits:
+        paths = "\n".join(f"  {hw.root}" for hw in hits)
+        raise HomeworkError(f"{name!r} matches more than one homework folder:\n{paths}\ngive the path of the one you mean")
     names = ", ".join(sorted(hw.name for hw in homeworks)) or "none found"
     raise HomeworkError(f"no homework called {name_or_path!r} (known: {names}); or give the path of a folder with {CONFIG}")

@@ -7,7 +7,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cs330.grading import release
+from cs330.grading import markers, release
 from cs330.grading.homework import Homework, matches
 
 IMPORT_TIMEOUT = 120
@@ -43,9 +43,10 @@ def check(hw: Homework) -> Check:
         if proc.returncode != 0:
             last = (proc.stderr.strip().splitlines() or ["(no message)"])[-1]
             result.errors.append(f"{rel}: does not import: {last}")
-        stubs = (hw.root / rel).read_text().count("raise NotImplementedError('TODO")
+        stubs = markers.count_stubs((hw.root / rel).read_text())
         if stubs:
-            result.warnings.append(f"{rel}: {stubs} part(s) still raise NotImplementedError (not implemented yet?)")
+            result.warnings.append(f"{rel}: {stubs} part(s) still a stub from the release (`raise NotImplementedError('TODO...` "
+                                   "or `... = None  # TODO`): not implemented yet?")
     return result
 
 

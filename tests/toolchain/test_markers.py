@@ -73,3 +73,26 @@ def test_bad_markers_name_file_and_line(src, line, message):
 def test_hidden_file_marker():
     assert markers.is_hidden_file("# HIDDEN FILE\nimport x\n")
     assert not markers.is_hidden_file("import x\n")
+
+
+def test_count_stubs_sees_every_kind_of_stub():
+    src = '''def f(x):
+    # BEGIN SOLUTION
+    return x
+    # END SOLUTION
+
+
+def g(x):
+    # BEGIN SOLUTION replace="y = None"
+    y = x + 1
+    # END SOLUTION
+    return y
+
+
+def h(x):
+    z = x * 2  # SOLUTION
+    return x + 1  # SOLUTION
+'''
+    copy = markers.student_copy(src, "stubs.py")
+    assert markers.count_stubs(copy.text) == 4, copy.text
+    assert markers.count_stubs(src) == 0
