@@ -107,33 +107,10 @@ class DataGenerator:
 
 def load_images(split: str = "train", data: str = "omniglot", root=None) -> tuple[torch.Tensor, str]:
     """The images of a split, (C, 20, 1, 28, 28), and which data they are: ``"omniglot"`` (course split
-    1100 / 100 / 423 characters) or ``"glyphs"`` (synthetic, no files needed). Asking for Omniglot where it is
-    missing falls back to the glyphs, and says so."""
-    if data == "omniglot":
-        from cs330.data import DataNotFoundError, Omniglot
+    1100 / 100 / 423 characters) or ``"glyphs"`` (synthetic, no files needed: 600 / 100 / 300 characters).
+    Asking for Omniglot where it is absent gives the glyphs, and says so; a corrupt Omniglot file is an
+    error naming it (``cs330.training.omniglot_or_glyphs``)."""
+    from cs330.training import omniglot_or_glyphs
 
-        try:
-            return Omniglot(root=root, split=split).images, "omniglot"
-        except (DataNotFoundError, FileNotFoundError) as e:
-            print(f"Omniglot not found ({str(e).splitlines()[0]}); using synthetic glyphs instead. "
-                  f"See `cs330 data info` / `cs330 data download omniglot`.")
-    elif data != "glyphs":
-        raise ValueError(f"data must be 'omniglot' or 'glyphs', got {data!r}")
-    return glyph_split(split), "glyphs"
-
-
-_GLYPHS: dict = {}
-
-
-def glyph_split(split: str = "train", seed: int = 0) -> torch.Tensor:
-    """Synthetic Omniglot-like glyphs, split by alphabet: 30 alphabets train, 5 val, 15 test (20 characters each)."""
-    from cs330.data import make_glyphs
-
-    if seed not in _GLYPHS:
-        _GLYPHS[seed] = make_glyphs(n_alphabets=50, chars_per_alphabet=20, n_drawers=20, seed=seed).images
-    images = _GLYPHS[seed]
-    bounds = {"train": (0, 600), "val": (600, 700), "test": (700, 1000)}
-    if split not in bounds:
-        raise ValueError(f"split must be one of {sorted(bounds)}, got {split!r}")
-    lo, hi = bounds[split]
-    return images[lo:hi]
+    images, source = omniglot_or_glyphs(data, root, splits=(split,))
+    return images[split], source

@@ -8,8 +8,8 @@ cd "$(dirname "$0")"
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 OUT=results/cpu-long
 DEADLINE=$(date -u -d "${DEADLINE:-09:22}" +%s)
-COMMON=(--steps 25000 --eval_every 250 --eval_batches 8 --out "$OUT" --resume)
-python train.py --k_shot 1 --n_way 5 --model transformer "${COMMON[@]}" --time_limit "${TRANSFORMER_S:-1140}"
+COMMON=(--steps 25000 --eval-every 250 --eval-batches 8 --out "$OUT" --resume)
+python train.py --k-shot 1 --n-way 5 --model transformer "${COMMON[@]}" --time-limit "${TRANSFORMER_S:-1140}"
 runs=("1 4 8" "1 3 6" "1 2 4.5" "2 2 6")   # K N weight
 for i in "${!runs[@]}"; do
   set -- ${runs[$i]}
@@ -17,7 +17,7 @@ for i in "${!runs[@]}"; do
   share=$(python -c "import sys; w=[float(r.split()[2]) for r in sys.argv[2:]]; print(max(60, int(int(sys.argv[1]) * w[0] / sum(w)) - 20))" \
           "$left" "${runs[@]:$i}")
   echo "$(date -u +%T) lstm K=$1 N=$2: time limit $share s ($left s left until the deadline)"
-  python train.py --k_shot "$1" --n_way "$2" --model lstm "${COMMON[@]}" --time_limit "$share"
+  python train.py --k-shot "$1" --n-way "$2" --model lstm "${COMMON[@]}" --time-limit "$share"
 done
 python train.py --compare $OUT/lstm-k1-n2.json $OUT/lstm-k2-n2.json $OUT/lstm-k1-n3.json $OUT/lstm-k1-n4.json --tag lstm --out $OUT
 echo "$(date -u +%T) queue done"

@@ -1,11 +1,11 @@
 """Question 2e: a short training run on synthetic glyphs; question 3: your results/*.json from Omniglot."""
 
-import json
 import math
 
 import torch
 
 from cs330.grading import graded, student_module, submission_path
+from cs330.training import load_results
 
 
 @graded("2e-0-basic", points=3, timeout=60)
@@ -20,7 +20,7 @@ def test_short_training_run_beats_chance():
 
     train_py = student_module("train")
     glyphs = make_glyphs(n_alphabets=12, chars_per_alphabet=20, n_drawers=20, seed=0, jitter=1.0).images
-    result = train_py.train(n_way=2, k_shot=1, meta_batch=32, steps=400, model="lstm", seed=0, lr=3e-3, eval_every=100,
+    result = train_py.train(n_way=2, k_shot=1, meta_batch_size=32, steps=400, model="lstm", seed=0, lr=3e-3, eval_every=100,
                             eval_batches=16, train_images=glyphs[:160], test_images=glyphs[160:], progress=False, log=None)
     history = result["history"]
     assert all(math.isfinite(r["train_loss"]) and math.isfinite(r["test_loss"]) for r in history), "non-finite losses"
@@ -38,7 +38,7 @@ REQUIRED = {(1, 2): 0.75, (2, 2): 0.75, (1, 3): 0.55, (1, 4): 0.45}  # (K, N): l
 def load_run(name):
     path = submission_path("results", f"{name}.json")
     assert path.is_file(), f"results/{name}.json is missing: run train.py (see the README)"
-    return json.loads(path.read_text())
+    return load_results(path)  # raises, naming the file and the problem, when it is not in the results schema
 
 
 def check_run(name, run):
@@ -50,7 +50,7 @@ def check_run(name, run):
     assert steps == sorted(steps) and len(set(steps)) == len(steps), f"{name}: steps must increase"
     assert steps[-1] == config["steps"], f"{name}: the history ends at step {steps[-1]}, config says {config['steps']}"
     assert all(0 <= r["test_acc"] <= 1 for r in history), f"{name}: accuracies outside [0, 1]"
-    assert abs(run["final_test_acc"] - history[-1]["test_acc"]) < 1e-9, f"{name}: final_test_acc is not the last test accuracy"
+    assert abs(run["final"]["test_acc"] - history[-1]["test_acc"]) < 1e-9, f"{name}: final test_acc is not the last test accuracy"
 
 
 @graded("3a-0-basic", points=2)
