@@ -21,23 +21,23 @@ case ${1:-} in
     ;;
   train)
     name=$2 minutes=$3
-    D="--data_file runs/omniglot_course_28.pt --checkpoint_dir runs/gpu --results_dir $OUT --no_progress --compile"
+    D="--data-file runs/omniglot_course_28.pt --checkpoint-dir runs/gpu --results-dir $OUT --no-progress --compile"
     tests=("")
     case $name in  # the papers' settings: MAML 5-way meta-batch 32 (1 step, 0.4), 20-way meta-batch 16 (5 steps,
                    # 0.1), rotated classes (Finn et al. follow Santoro et al.'s augmentation)
-      maml_5w1s)  args="--algorithm maml --rotations --meta_batch 32 --iterations 60000 --val_every 2000" ;;
-      maml_5w5s)  args="--algorithm maml --rotations --k_shot 5 --meta_batch 32 --iterations 60000 --val_every 2000" ;;
-      maml_20w1s) args="--algorithm maml --rotations --n_way 20 --n_query 5 --meta_batch 16 --inner_steps 5 --inner_lr 0.1 --iterations 60000 --val_every 2000" ;;
-      maml_20w5s) args="--algorithm maml --rotations --n_way 20 --k_shot 5 --n_query 5 --meta_batch 16 --inner_steps 5 --inner_lr 0.1 --iterations 60000 --val_every 2000" ;;
+      maml_5w1s)  args="--algorithm maml --rotations --meta-batch-size 32 --steps 60000 --eval-every 2000" ;;
+      maml_5w5s)  args="--algorithm maml --rotations --k-shot 5 --meta-batch-size 32 --steps 60000 --eval-every 2000" ;;
+      maml_20w1s) args="--algorithm maml --rotations --n-way 20 --n-query 5 --meta-batch-size 16 --inner-steps 5 --inner-lr 0.1 --steps 60000 --eval-every 2000" ;;
+      maml_20w5s) args="--algorithm maml --rotations --n-way 20 --k-shot 5 --n-query 5 --meta-batch-size 16 --inner-steps 5 --inner-lr 0.1 --steps 60000 --eval-every 2000" ;;
       # Snell et al.: 60-way episodes with rotated classes; one model per shot, tested 5- and 20-way
-      protonet_60w1s) args="--algorithm protonet --n_way 60 --n_query 5 --meta_batch 1 --rotations --lr_halve_every 2000 --iterations 20000 --val_every 1000 --test_n_way 20"
-                      tests=("--test_n_way 5 --test_n_query 15" "--test_n_way 20") ;;
-      protonet_60w5s) args="--algorithm protonet --n_way 60 --k_shot 5 --n_query 5 --meta_batch 1 --rotations --lr_halve_every 2000 --iterations 20000 --val_every 1000 --test_n_way 20"
-                      tests=("--test_n_way 5 --test_n_query 15" "--test_n_way 20") ;;
+      protonet_60w1s) args="--algorithm protonet --n-way 60 --n-query 5 --meta-batch-size 1 --rotations --lr-halve-every 2000 --steps 20000 --eval-every 1000 --test-n-way 20"
+                      tests=("--test-n-way 5 --test-n-query 15" "--test-n-way 20") ;;
+      protonet_60w5s) args="--algorithm protonet --n-way 60 --k-shot 5 --n-query 5 --meta-batch-size 1 --rotations --lr-halve-every 2000 --steps 20000 --eval-every 1000 --test-n-way 20"
+                      tests=("--test-n-way 5 --test-n-query 15" "--test-n-way 20") ;;
       *) echo "unknown run $name" >&2; exit 2 ;;
     esac
-    python train.py $D $args --max_minutes "$minutes"
-    for t in "${tests[@]}"; do python train.py $D $args $t --test --test_tasks 1000; done
+    python train.py $D $args --resume --time-limit "$(( minutes * 60 ))"
+    for t in "${tests[@]}"; do python train.py $D $args $t --test --test-tasks 1000; done
     cp -r runs/gpu "$OUT/checkpoints"  # brought back, to carry into the next call or session
     ;;
   *) echo "usage: $0 bench | train NAME MINUTES" >&2; exit 2 ;;

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Handout question: models meta-trained 1-shot, tested with K = 1..10 support examples per class.
-# Usage: ./test_shots.sh CHECKPOINT_DIR RESULTS_DIR [extra train.py flags, e.g. --meta_batch 4 --device cuda]
+# Usage: ./test_shots.sh CHECKPOINT_DIR RESULTS_DIR [extra train.py flags, e.g. --meta-batch-size 4 --device cuda]
 # Appends "<run>_test<K>shot" entries to RESULTS_DIR/metrics.json and draws RESULTS_DIR/test_shots.png.
 # The runs tested: PROTONET=<run name> MAML=<run name> (default protonet_5w1s and maml_5w1s_K1);
 # ALGORITHMS="protonet" tests one only (the plot shows both from metrics.json).
@@ -11,8 +11,8 @@ declare -A run=([protonet]=${PROTONET:-protonet_5w1s} [maml]=${MAML:-maml_5w1s_K
 for k in ${KS:-1 2 3 5 10}; do
     for algorithm in ${ALGORITHMS:-protonet maml}; do
         # Omniglot has 20 drawings per character: K support + queries must fit, so K = 10 uses 10 queries
-        python train.py --algorithm "$algorithm" --test --test_k_shot "$k" --n_query $(( k + 15 > 20 ? 20 - k : 15 )) --test_tasks 600 \
-            --checkpoint_dir "$ckpt" --results_dir "$results" --name "${run[$algorithm]}" "$@"
+        python train.py --algorithm "$algorithm" --test --test-k-shot "$k" --n-query $(( k + 15 > 20 ? 20 - k : 15 )) --test-tasks 600 \
+            --checkpoint-dir "$ckpt" --results-dir "$results" --name "${run[$algorithm]}" "$@"
     done
 done
 python - "$results" "${run[protonet]}" "${run[maml]}" <<'PY'

@@ -23,30 +23,28 @@ def train():
             sys.modules.pop(name, None)
 
 
-def args(train, tmp_path, *extra):
-    a = train.parse_args(["--data", "glyphs", "--hidden", "8", "--meta_batch", "2", "--n_query", "2",
-                          "--val_tasks", "8", "--device", "cpu", "--no_progress", *extra])
-    a.checkpoint_dir, a.results_dir = str(tmp_path / "runs"), str(tmp_path / "results")
-    return a
+def args(train, tmp_path, **settings):
+    return train.options(data="glyphs", hidden=8, meta_batch_size=2, n_query=2, val_tasks=8, device="cpu",
+                         no_progress=True, checkpoint_dir=str(tmp_path / "runs"), results_dir=str(tmp_path / "results"),
+                         **settings)
 
 
 def test_lr_halving_continues_across_a_resume(train, tmp_path):
-    a = args(train, tmp_path, "--lr_halve_every", "2", "--iterations", "5", "--val_every", "5")
+    a = args(train, tmp_path, lr_halve_every=2, steps=5, eval_every=5)
     assert train.run_name(a) == "protonet_5w1s_lrh2_glyphs"
     train.fit(a, progress=False)
-    state = torch.load(tmp_path / "runs" / train.run_name(a) / "checkpoint.pt")
-    assert state["iteration"] == 5
+    state = torch.load(tmp_path / "runs" / train.run_name(a) / "checkpoint.pt", weights_only=False)
+    assert state["step"] == 5
     assert state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(1e-3 / 4)  # iteration index 4: 4 // 2 halvings
-    a.iterations = 8
+    a.steps, a.resume = 8, True
     train.fit(a, progress=False)  # resumes at 5
-    state = torch.load(tmp_path / "runs" / train.run_name(a) / "checkpoint.pt")
-    assert state["iteration"] == 8
+    state = torch.load(tmp_path / "runs" / train.run_name(a) / "checkpoint.pt", weights_only=False)
+    assert state["step"] == 8
     assert state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(1e-3 / 8)
 
 
 def test_protonet_trained_wide_tested_narrow(train, tmp_path):
-    a = args(train, tmp_path, "--n_way", "10", "--rotations", "--test_n_way", "3", "--test_n_query", "4",
-             "--iterations", "3", "--val_every", "3")
+    a = args(train, tmp_path, n_way=10, rotations=True, test_n_way=3, test_n_query=4, steps=3, eval_every=3)
     assert train.run_name(a) == "protonet_10w1s_rot_glyphs"
     history = train.fit(a, progress=False)
     assert len(history) == 1 and 0 <= history[0]["val_acc"] <= 1
@@ -61,8 +59,10 @@ def test_protonet_trained_wide_tested_narrow(train, tmp_path):
 
 def test_maml_cannot_change_way_at_test(train, capsys):
     with pytest.raises(SystemExit):
-        train.parse_args(["--algorithm", "maml", "--n_way", "5", "--test_n_way", "20"])
-    assert "MAML's head has --n_way 5 outputs" in capsys.readouterr().err
+        train.parse_args(["--algorithm", "maml", "--n-way", "5", "--test-n-way", "20"])
+    assert "MAML's head has --n-way 5 outputs" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="MAML's head has --n-way 5 outputs"):
+        train.options(algorithm="maml", n_way=5, test_n_way=20)
 
 
 def test_compiled_maml_step_has_the_eager_meta_gradient(train):
@@ -89,3 +89,39 @@ def test_compiled_maml_step_has_the_eager_meta_gradient(train):
         torch.testing.assert_close(f, e, rtol=1e-4, atol=1e-6)
     first_order = maml_lib.MAML(model.model, inner_steps=2, inner_lr=0.3, first_order=True)
     assert not all(torch.allclose(e, f, rtol=1e-3) for e, f in zip(eager, meta_gradient(first_order.meta_loss)))
+
+
+def test_ctrl_c_then_resume_gives_the_uninterrupted_weights(train, tmp_path, monkeypatch):
+    """ProtoNet stopped by Ctrl-C during step 4 (between evaluations at 3 and 6), then resumed with --resume,
+    ends with the weights of the uninterrupted run; resuming with another --hidden is refused."""
+    import signal
+
+    from cs330.training import ConfigMismatchError
+
+    torch.set_num_threads(1)
+    straight = args(train, tmp_path / "straight", steps=6, eval_every=3, seed=2)
+    train.fit(straight, progress=False)
+    expected = torch.load(tmp_path / "straight" / "runs" / train.run_name(straight) / "checkpoint.pt", weights_only=False)
+    real_step, calls = torch.optim.Adam.step, []
+
+    def step_then_ctrl_c(self, *a, **kw):
+        calls.append(1)
+        if len(calls) == 4:
+            signal.raise_signal(signal.SIGINT)
+        return real_step(self, *a, **kw)
+
+    a = args(train, tmp_path, steps=6, eval_every=3, seed=2)
+    monkeypatch.setattr(torch.optim.Adam, "step", step_then_ctrl_c)
+    with pytest.raises(SystemExit, match="interrupted at step 4 of 6"):
+        train.fit(a, progress=False)
+    monkeypatch.undo()
+    a.resume = True
+    history = train.fit(a, progress=False)
+    got = torch.load(tmp_path / "runs" / train.run_name(a) / "checkpoint.pt", weights_only=False)
+    assert got["step"] == expected["step"] == 6
+    for key, value in expected["model"].items():
+        assert torch.equal(got["model"][key], value), f"{key} differs from the uninterrupted run"
+    assert [r["val_acc"] for r in history] == [r["val_acc"] for r in expected["history"]]
+    a.hidden = 16
+    with pytest.raises(ConfigMismatchError, match="hidden: 8 -> 16"):
+        train.fit(a, progress=False)

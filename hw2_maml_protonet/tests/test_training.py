@@ -9,17 +9,15 @@ from cs330.grading import graded, student_module, submission_path
 CHANCE = 0.2  # 5-way
 
 
-def short_run(algorithm, iterations, seed=0, *extra):
+def short_run(algorithm, iterations, seed=0, **extra):
     """Train train.py's ``fit`` on synthetic glyphs (Conv4 with 16 channels, 4 tasks of 5-way 1-shot per step)
     and return its validation history. The reference reaches ~0.78 (ProtoNet, 40 steps) and ~0.74
     (MAML, 60 steps) validation accuracy in about 5 s each."""
     train = student_module("train")  # the training script, running your protonet.py / maml.py
-    args = train.parse_args(["--algorithm", algorithm, "--data", "glyphs", "--hidden", "16", "--meta_batch", "4",
-                             "--n_query", "5", "--iterations", str(iterations), "--val_every", str(iterations),
-                             "--val_tasks", "100", "--outer_lr", "3e-3", "--seed", str(seed), "--device", "cpu",
-                             "--fresh", *extra])
     with tempfile.TemporaryDirectory() as checkpoints:
-        args.checkpoint_dir = checkpoints
+        args = train.options(algorithm=algorithm, data="glyphs", hidden=16, meta_batch_size=4, n_query=5,
+                             steps=iterations, eval_every=iterations, val_tasks=100, lr=3e-3, seed=seed, device="cpu",
+                             checkpoint_dir=checkpoints, **extra)
         return train.fit(args, progress=False)
 
 
