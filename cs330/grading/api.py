@@ -38,6 +38,7 @@ VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")
 # Set by the autograder in the process that runs the tests (see cs330.grading.runner).
 ENV_SUBMISSION = "CS330_SUBMISSION"
 ENV_REFERENCE = "CS330_REFERENCE"
+ENV_TRUSTED = "CS330_TRUSTED_GRADER"  # set in a trusted test process: student code runs only in the worker
 _reference_modules: dict[str, object] = {}
 
 
@@ -93,6 +94,9 @@ def student_module(name: str):
 
 
 def _import_student(folder: Path, name: str):
+    if os.environ.get(ENV_TRUSTED):
+        pytest.fail(f"this homework is graded with student code in a separate process: reach {name}.py through the "
+                    f"`student` fixture (student.{name}), not student_module()/reference_module()", pytrace=False)
     if str(folder) not in sys.path:
         sys.path.insert(0, str(folder))
     if not (folder / (name.replace(".", "/") + ".py")).is_file():

@@ -111,7 +111,7 @@ def grade_bundle(bundle: Path, submission: Path, jobs: int = 1, hide: list[Path]
     start = time.monotonic()
     hw = homework.load(bundle / "reference")
     folder = (bundle / "BUNDLE").read_text().split("folder=", 1)[-1].strip() or hw.name
-    report = Report(submission=str(submission), sandbox=runner.sandbox_mode())
+    report = Report(submission=str(submission), sandbox=runner.sandbox_mode(hw.trusted))
     private, workspace = runner.new_job_dirs(folder)
     try:
         shutil.copytree(bundle / "starter", workspace)
@@ -120,7 +120,8 @@ def grade_bundle(bundle: Path, submission: Path, jobs: int = 1, hide: list[Path]
         cores = os.cpu_count() or 1
         job = runner.Job(tests=bundle / "tests", workspace=workspace, private=private, reference=bundle / "reference",
                          modules=hw.submitted_modules(), hide=[bundle, submission, *hide], timeout=hw.timeout,
-                         memory_mb=hw.memory_mb, grace=hw.grace, threads=max(1, cores // max(1, jobs)))
+                         memory_mb=hw.memory_mb, grace=hw.grace, threads=max(1, cores // max(1, jobs)), trusted=hw.trusted,
+                         probes=hw.probe_files(bundle / "tests"), uid=runner.new_uid(), total_timeout=hw.total_timeout)
         try:
             if jobs > 1:
                 outcomes = runner.collect(job)

@@ -10,8 +10,12 @@
 
     [grading]
     timeout = 60                        # default seconds per test (a test's own `timeout=` wins)
-    memory_mb = 4096                    # extra memory one test process may take
-    grace = 15                          # seconds past a timeout before the process is killed
+    total_timeout = 1800                # seconds for a whole submission
+    memory_mb = 4096                    # extra memory the student's process may take
+    grace = 15                          # seconds past a timeout before a test process is killed
+    probes = ["probes.py"]              # modules in `tests` whose functions may run beside student code
+    trusted = true                      # student code runs only in the sandboxed worker (false: legacy,
+                                        # in the test process; for homeworks not yet ported)
 
 The course's homework folders sit at the repository root (``hw0_multitask/``, ...).
 """
@@ -45,8 +49,11 @@ class Homework:
     exclude: list[str] = field(default_factory=list)
     tests: str = "tests"
     timeout: float = 60.0
+    total_timeout: float = 1800.0
     memory_mb: int = 4096
     grace: float = 15.0
+    probes: list[str] = field(default_factory=lambda: ["probes.py"])
+    trusted: bool = True
 
     @property
     def folder(self) -> str:
@@ -55,6 +62,11 @@ class Homework:
     @property
     def tests_dir(self) -> Path:
         return self.root / self.tests
+
+    def probe_files(self, tests_dir: Path | None = None) -> list[Path]:
+        """The probe modules that exist (in ``tests_dir``, default the homework's tests folder)."""
+        folder = tests_dir or self.tests_dir
+        return [folder / name for name in self.probes if (folder / name).is_file()]
 
     def files(self) -> list[Path]:
         """Every file of the homework (relative paths, sorted), minus caches."""
@@ -101,7 +113,10 @@ def load(folder: str | Path) -> Homework:
     unknown = set(config) - known
     if unknown or "name" not in config:
         raise HomeworkError(f"{config_path}: needs `name`; known keys are {sorted(known)}, got {sorted(config)}")
-    return Homework(root=root, **config, **{k: grading[k] for k in ("timeout", "memory_mb", "grace") if k in grading})
+    keys = ("timeout", "total_timeout", "memory_mb", "grace", "probes", "trusted")
+    if set(grading) - set(keys):
+        raise HomeworkError(f"{config_path}: [grading] keys are {sorted(keys)}, got {sorted(grading)}")
+    return Homework(root=root, **config, **{k: grading[k] for k in keys if k in grading})
 
 
 def discover(*search: Path) -> list[Homework]:

@@ -6,20 +6,30 @@ For everyone:
   * in a student copy, a hidden test that ran without error is reported as *skipped* with a note
     that its checks run on the autograder (it would otherwise look like a pass it has not earned).
 
+Fixtures for homework tests:
+  * ``student``: the submission's code. In the autograder (``--cs330-worker``) it reaches the
+    student worker (cs330.grading.remote): a fresh sandboxed child process per test, with the
+    test's time limit; anywhere else (a student's own ``pytest tests``) it imports the code in
+    process (cs330.grading.code), as students are grading themselves there.
+  * ``reference``: the reference solution, always in this (trusted) process: for hidden checks.
+
 In the autograder's test process (``--cs330-report-fd``), it also streams one JSON line per event
-to the grader, loads the reference solution before any student code runs, and then enters the
-sandbox (cs330.grading.sandbox).
+to the grader. For homeworks still on the legacy in-process design (``trusted = false``), it loads
+the reference before any student code runs, then enters the sandbox (cs330.grading.sandbox).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from cs330.grading import api, markers
+from cs330.grading.code import Code
 
 MAX_OUTPUT = 20_000  # characters of failure text and captured output kept per test
 
@@ -29,6 +39,9 @@ def pytest_addoption(parser):
     group.addoption("--cs330-id", action="append", default=[], metavar="ID", help="run only the graded test(s) with this id")
     group.addoption("--cs330-report-fd", type=int, default=None, help=argparse_suppress())
     group.addoption("--cs330-sandbox", default="{}", help=argparse_suppress())
+    group.addoption("--cs330-worker", default=None, help=argparse_suppress())
+    group.addoption("--cs330-deadline", type=float, default=float("inf"), help=argparse_suppress())
+    group.addoption("--cs330-default-timeout", type=float, default=60.0, help=argparse_suppress())
 
 
 def argparse_suppress():
@@ -63,14 +76,81 @@ def pytest_collection_modifyitems(config, items):
     items[:] = keep
 
 
+# --- fixtures -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def student(request):
+    """The submission's code: ``student.model.f(x)``, ``student.probe(fn, ...)`` (see cs330.grading.remote)."""
+    config = request.config
+    if config.getoption("--cs330-worker") is None:
+        yield Code(api.submission_dir(str(request.path)))
+        return
+    from cs330.grading import remote
+
+    worker = _worker(config)
+    mark = request.node.get_closest_marker("timeout")
+    limit = float(mark.args[0]) if mark and mark.args else config.getoption("--cs330-default-timeout")
+    deadline = time.monotonic() + limit
+    total = config.getoption("--cs330-deadline")
+    try:
+        worker.begin(min(deadline, total), f"{limit:g} s" if deadline <= total else "the submission's total time budget")
+    except remote.WorkerStartError as e:
+        reporter = config.pluginmanager.get_plugin("cs330-grader-reporter")
+        if reporter is not None:
+            reporter.emit(event="fault", message=str(e))
+        os._exit(3)
+    yield remote.Student(worker, worker.config["probe_modules"])
+    output = worker.end()
+    if output.strip():
+        sys.stdout.write(output)
+
+
+@pytest.fixture
+def reference(request):
+    """The reference solution's code, in this process (hidden checks only; never in a student copy)."""
+    folder = os.environ.get(api.ENV_REFERENCE)
+    return Code(folder if folder else api.submission_dir(str(request.path)))
+
+
+_WORKER = None
+
+
+def _worker(config):
+    """This test process's one worker (started on first use, restarted after a kill)."""
+    global _WORKER
+    if _WORKER is None:
+        from cs330.grading import remote
+
+        _WORKER = remote.Worker(json.loads(config.getoption("--cs330-worker")))
+    return _WORKER
+
+
+def pytest_unconfigure(config):
+    if _WORKER is not None:
+        _WORKER.kill()
+
+
+# --- reports ---------------------------------------------------------------------------------------
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
+    if call.excinfo is not None and _is_student_failure(call.excinfo.value):
+        # what the student's code did, in the student's terms: no grader traceback
+        report.longrepr = str(call.excinfo.value)
+        if type(call.excinfo.value).__name__ == "StudentTimeout":
+            report.cs330_timeout = True
     meta = graded_meta(item)
     if call.when == "call" and report.passed and meta and meta["hidden"] and _is_student_copy(item):
         report.outcome = "skipped"
         report.longrepr = (str(item.path), item.location[1] or 0, "hidden test: your code ran without errors; its checks run on the autograder")
+
+
+def _is_student_failure(e: BaseException) -> bool:
+    return "cs330.grading.remote" in sys.modules and isinstance(e, sys.modules["cs330.grading.remote"].StudentFailure)
 
 
 def _is_student_copy(item) -> bool:
@@ -109,7 +189,8 @@ class GraderReporter:
             doc = (getattr(getattr(item, "function", None), "__doc__", None) or item.name).strip().splitlines()[0]
             tests.append({**meta, "nodeid": item.nodeid, "timeout": timeout.args[0] if timeout and timeout.args else None, "doc": doc})
         self.emit(event="collected", tests=tests, errors=self.collect_errors)
-        self._enter_sandbox()
+        if self.config.getoption("--cs330-worker") is None:  # legacy: student code runs in this process
+            self._enter_sandbox()
 
     def pytest_collectreport(self, report):
         if report.failed:
@@ -144,11 +225,13 @@ class GraderReporter:
         skipped = [r for r in reports if r.skipped]
         if failed:
             outcome, text = "failed", "\n".join(_longrepr(r) for r in failed)
+            if any(getattr(r, "cs330_timeout", False) for r in failed):
+                outcome = "timeout"
         elif skipped:
             outcome, text = "skipped", _longrepr(skipped[0])
         else:
             outcome, text = "passed", ""
-        captured = "".join(r.capstdout + r.capstderr for r in reports if r.when == "call")
+        captured = reports[-1].capstdout + reports[-1].capstderr  # the teardown report holds every phase's output
         self.emit(event="end", nodeid=report.nodeid, outcome=outcome, message=_clip(text), output=_clip(captured), duration=sum(r.duration for r in reports))
 
 

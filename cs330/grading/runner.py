@@ -10,6 +10,7 @@ outcome, whatever the submission does.
 from __future__ import annotations
 
 import atexit
+import itertools
 import json
 import os
 import select
@@ -26,6 +27,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import cs330
+from cs330.grading import api, jail
 
 START_TIMEOUT = 300.0  # seconds for a fresh process to import and collect the tests
 MAX_LOG = 20_000
@@ -70,6 +72,11 @@ class Job:
     grace: float = 15.0  # seconds past a test's own timeout before its process is killed
     threads: int = 1
     log: list[str] = field(default_factory=list)
+    trusted: bool = True  # student code runs only in the worker (False: legacy, in the test process)
+    probes: list[Path] = field(default_factory=list)  # probe modules the worker may run
+    uid: int = 61000  # the worker's own unprivileged user
+    total_timeout: float = 1800.0  # seconds for the whole submission
+    deadline: float = float("inf")  # time.monotonic() when the total runs out (set by run_all / collect)
 
 
 @lru_cache(maxsize=1)
@@ -101,8 +108,19 @@ def isolation_available() -> bool:
         return False
 
 
-def sandbox_mode() -> str:
-    return "isolated (namespaces, no capabilities)" if isolation_available() else "basic (same user; hidden files deleted before student code runs)"
+def sandbox_mode(trusted: bool = True) -> str:
+    if trusted:
+        return jail.describe(jail.available_mode())
+    return ("legacy: student code runs in the test process; isolated (namespaces, no capabilities)" if isolation_available()
+            else "legacy: student code runs in the test process; basic (same user; hidden files deleted before student code runs)")
+
+
+_uids = itertools.count()
+
+
+def new_uid() -> int:
+    """An unprivileged uid for one job's worker, distinct from the other jobs of this grader."""
+    return 61000 + next(_uids) % 4000
 
 
 def collect(job: Job) -> list[Outcome]:
@@ -113,6 +131,7 @@ def collect(job: Job) -> list[Outcome]:
 
 def run_all(job: Job) -> list[Outcome]:
     """Collect and run every graded test (the first test process does both)."""
+    job.deadline = min(job.deadline, time.monotonic() + job.total_timeout)
     outcomes, _ = _run_process(job, ids=None)
     if not outcomes:
         raise GraderFault("no graded tests were collected:\n" + _tail("\n".join(job.log)))
@@ -128,8 +147,13 @@ def _id_key(test_id: str):
 
 def run(job: Job, outcomes: list[Outcome]) -> None:
     """Run the given tests, filling in each outcome; restarts the test process after a crash."""
+    job.deadline = min(job.deadline, time.monotonic() + job.total_timeout)
     todo = [o for o in outcomes if o.status == "not run"]
     while todo:
+        if time.monotonic() >= job.deadline:
+            for o in todo:
+                o.status, o.message = "timeout", f"not run: the submission used up its total time budget ({job.total_timeout:g} s)"
+            break
         _, progressed = _run_process(job, ids=todo)
         left = [o for o in todo if o.status == "not run"]
         if not progressed:  # the process died before running anything: do not spin
@@ -147,8 +171,8 @@ def _run_process(job: Job, ids: list[Outcome] | None, collect_only: bool = False
         reference = run_dir / "reference"
         shutil.copytree(job.reference, reference)
     (run_dir / "pytest.ini").write_text("[pytest]\naddopts =\n")
-    isolated = isolation_available()
-    basetemp = Path(tempfile.mkdtemp(prefix="tmp-", dir=job.workspace.parent))
+    isolated = isolation_available() and not job.trusted
+    basetemp = Path(tempfile.mkdtemp(prefix="tmp-", dir=job.workspace.parent if not job.trusted else run_dir))
     settings = {
         "modules": job.modules,
         "limits": {
@@ -164,6 +188,12 @@ def _run_process(job: Job, ids: list[Outcome] | None, collect_only: bool = False
            "-p", "no:cacheprovider", "-q", "--tb=short", "--continue-on-collection-errors", f"--timeout={job.timeout:g}",
            f"--basetemp={basetemp / 'pytest'}", f"--cs330-report-fd={write_fd}", f"--cs330-sandbox={json.dumps(settings)}"]
     # (--basetemp is a subfolder: pytest recreates it, and basetemp itself is a mount point)
+    if job.trusted:
+        # the test process is trusted: it runs no student code, so it needs no sandbox; the
+        # worker's limits are the grader's (per test, and for the whole submission)
+        cmd = [c for c in cmd if not c.startswith(("--cs330-sandbox=", "--timeout="))]
+        cmd += ["-p", "no:timeout", f"--cs330-worker={json.dumps(worker_config(job, run_dir))}",
+                f"--cs330-deadline={job.deadline:.3f}", f"--cs330-default-timeout={job.timeout:g}"]
     if collect_only:
         cmd.append("--collect-only")
     for o in ids or []:
@@ -183,6 +213,8 @@ def _run_process(job: Job, ids: list[Outcome] | None, collect_only: bool = False
                OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, PYTHONHASHSEED="0")
     if reference is not None:
         env["CS330_REFERENCE"] = str(reference)
+    if job.trusted:
+        env[api.ENV_TRUSTED] = "1"
     proc = subprocess.Popen(cmd, cwd=job.workspace, env=env, pass_fds=[write_fd], stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     os.close(write_fd)
@@ -190,8 +222,9 @@ def _run_process(job: Job, ids: list[Outcome] | None, collect_only: bool = False
     by_node = {o.nodeid: o for o in ids or []}
     outcomes: list[Outcome] = []
     current: Outcome | None = None
-    deadline = time.monotonic() + START_TIMEOUT
+    deadline = min(time.monotonic() + START_TIMEOUT, job.deadline + job.grace)
     progressed = False
+    malformed = False
     buffer = b""
     try:
         with os.fdopen(read_fd, "rb", buffering=0) as events:
@@ -215,7 +248,11 @@ def _run_process(job: Job, ids: list[Outcome] | None, collect_only: bool = False
                 buffer += chunk
                 while b"\n" in buffer:
                     line, buffer = buffer.split(b"\n", 1)
-                    event = json.loads(line)
+                    event = _event(line)
+                    if event is None:  # only a legacy test process (running student code) can send this
+                        _kill(proc)
+                        job.log.append("the test process sent a malformed report line; stopped")
+                        raise _Malformed
                     kind = event["event"]
                     if kind == "fault":
                         raise GraderFault(event["message"])
@@ -226,11 +263,11 @@ def _run_process(job: Job, ids: list[Outcome] | None, collect_only: bool = False
                                             hidden=t["hidden"], doc=t["doc"], timeout=t["timeout"]) for t in event["tests"]]
                         if ids is None:
                             by_node = {o.nodeid: o for o in outcomes}
-                        deadline = time.monotonic() + START_TIMEOUT
+                        deadline = min(time.monotonic() + START_TIMEOUT, job.deadline + job.grace)
                     elif kind == "start":
                         current = by_node.get(event["nodeid"])
                         limit = (current.timeout if current and current.timeout else job.timeout) + job.grace
-                        deadline = time.monotonic() + limit
+                        deadline = min(time.monotonic() + limit, job.deadline + job.grace)
                     elif kind == "end":
                         done = by_node.get(event["nodeid"])
                         if done is not None:
@@ -238,7 +275,9 @@ def _run_process(job: Job, ids: list[Outcome] | None, collect_only: bool = False
                             done.duration = event["duration"]
                             progressed = True
                         current = None
-                        deadline = time.monotonic() + START_TIMEOUT
+                        deadline = min(time.monotonic() + START_TIMEOUT, job.deadline + job.grace)
+    except _Malformed:
+        malformed = True
     finally:
         code = _reap(proc)
         console.join()
@@ -249,11 +288,62 @@ def _run_process(job: Job, ids: list[Outcome] | None, collect_only: bool = False
         job.log.append(log)
     if current is not None and current.status == "not run":
         current.status = "crashed"
-        current.message = f"The test process died while running this test ({_describe_exit(code)}).\n{_tail(log)}"
+        why = "it sent a malformed report line and was stopped" if malformed else jail.describe_exit(code)
+        current.message = f"The test process died while running this test ({why}).\n{_tail(log)}"
         progressed = True
     if collect_only and not outcomes:
-        raise GraderFault(f"no graded tests were collected ({_describe_exit(code)}):\n{_tail(log)}")
+        raise GraderFault(f"no graded tests were collected ({jail.describe_exit(code)}):\n{_tail(log)}")
     return outcomes, progressed
+
+
+class _Malformed(Exception):
+    pass
+
+
+def _event(line: bytes) -> dict | None:
+    """One report line as an event, or None when it is not a well-formed one."""
+    try:
+        event = json.loads(line)
+    except ValueError:
+        return None
+    if type(event) is not dict or type(event.get("event")) is not str:
+        return None
+    return event
+
+
+def worker_config(job: Job, run_dir: Path) -> dict:
+    """What the student worker gets (cs330.grading.jail.enter): its mode, user, files and limits."""
+    mode = jail.available_mode()
+    probes = run_dir / "probes"
+    probes.mkdir(mode=0o755)
+    for path in job.probes:
+        shutil.copy(path, probes / path.name)
+    root = run_dir / "root"
+    root.mkdir()
+    tmp = run_dir / "worker-tmp"
+    tmp.mkdir(mode=0o700)
+    if mode == "setuid":  # no private root: the worker's own files are owned by its user, the rest is not
+        for folder in (job.workspace, tmp):
+            for path in [folder, *folder.rglob("*")]:
+                os.lchown(path, job.uid, job.uid)
+        for folder in (run_dir, *job.workspace.parents):
+            if folder == Path(tempfile.gettempdir()) or not folder.is_relative_to(grader_root()):
+                break
+            os.chmod(folder, 0o711)
+        os.chmod(probes, 0o755)
+    in_jail = mode in ("namespaces", "user-namespace")
+    threads = str(job.threads)
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": jail.HOME if in_jail else str(job.workspace),
+           "TMPDIR": "/tmp" if in_jail else str(tmp), "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0", "MPLBACKEND": "Agg",
+           "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    env.update({var: f"{env['TMPDIR']}/{name}" for var, name in (("TORCHINDUCTOR_CACHE_DIR", "torchinductor"), ("TRITON_CACHE_DIR", "triton"),
+                                                                  ("MPLCONFIGDIR", "matplotlib"), ("XDG_CACHE_HOME", "cache"))})
+    for var in ("CS330_DATA", "CS330_CACHE", "CUDA_VISIBLE_DEVICES"):
+        if os.environ.get(var):
+            env[var] = os.environ[var]
+    return {"mode": mode, "uid": job.uid, "root": str(root), "workspace": str(job.workspace), "folder": job.workspace.name,
+            "binds": jail.read_only_paths(), "probes": str(probes) if job.probes else "", "probe_modules": sorted(p.stem for p in job.probes),
+            "workspace_mb": 1024, "tmp_mb": 512, "memory_mb": job.memory_mb, "file_mb": 512, "nproc": 256, "env": env}
 
 
 def _hideable(paths: list[Path], keep: list[Path]) -> list[str]:
@@ -309,21 +399,6 @@ def _reap(proc: subprocess.Popen) -> int:
     except subprocess.TimeoutExpired:
         _kill(proc)
         return proc.wait()
-
-
-def _describe_exit(code: int) -> str:
-    if code is None:
-        return "still running"
-    # under `unshare --fork` a signal death shows as 128 + signal number
-    signum = -code if code < 0 else code - 128 if code > 128 else None
-    if signum:
-        try:
-            name = signal.Signals(signum).name
-        except ValueError:
-            name = f"signal {signum}"
-        why = {"SIGSEGV": "a segmentation fault", "SIGKILL": "killed (out of memory or stopped)", "SIGXFSZ": "wrote past the file-size limit", "SIGABRT": "aborted"}.get(name, name)
-        return f"{why}, {name}"
-    return f"exit code {code}"
 
 
 def _tail(text: str, n: int = 3000) -> str:

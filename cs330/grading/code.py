@@ -1,0 +1,58 @@
+"""A homework's code folder seen as a namespace of its modules: ``code.model`` imports ``model.py``.
+
+The same object serves the three places code is run from:
+
+* the student worker (cs330.grading.worker), over the student's workspace;
+* the trusted side of the autograder, over the reference solution (the ``reference`` fixture);
+* a student's own ``pytest tests`` run, over their folder (the ``student`` fixture, in process).
+
+Probes get it as their first argument, so one probe runs on either side unchanged::
+
+    def losses(code, seed):                     # a probe, in tests/probes.py
+        net = code.model.Net(); ...
+        return net(x)                           # data goes back to the test
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+
+class Code:
+    """The modules of the folder ``root``, imported on first use (``root`` goes first on sys.path)."""
+
+    def __init__(self, root: str | Path):
+        self._root = Path(root)
+
+    def __repr__(self) -> str:
+        return f"Code({str(self._root)!r})"
+
+    def __getattr__(self, name: str):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self.module(name)
+
+    def module(self, name: str):
+        """Import ``name`` (``"model"`` for ``model.py``) from this folder."""
+        file = self._root / (name.replace(".", "/") + ".py")
+        if not file.is_file():
+            raise ModuleNotFoundError(f"{file.name} is missing (looked in {self._root})")
+        if str(self._root) not in sys.path:
+            sys.path.insert(0, str(self._root))
+        module = importlib.import_module(name)
+        if not Path(module.__file__).resolve().is_relative_to(self._root.resolve()):
+            raise ImportError(f"{name} was already imported from {module.__file__}, not from {self._root}")
+        return module
+
+    def probe(self, fn, *args, **kwargs):
+        """Run the probe function ``fn`` on this code: ``fn(self, *args, **kwargs)``."""
+        return fn(self, *args, **kwargs)
+
+    def probe_function(self, module: str, function: str):
+        """The probe ``module.function`` (a probe module beside the tests, or one of cs330's)."""
+        fn = getattr(importlib.import_module(module), function)
+        if not callable(fn):
+            raise TypeError(f"{module}.{function} is not a function")
+        return fn

@@ -1,0 +1,203 @@
+"""The student worker: the only process that runs a submission's code. It decides nothing.
+
+Started by the grader's test process (cs330.grading.remote) as
+``python -I -m cs330.grading.worker CONFIG``, it first enters its jail (cs330.grading.jail), then
+imports torch and serves requests on one pipe, replying on another (cs330.grading.wire frames):
+
+* the first process is a *zygote*: it imports the heavy libraries once, then for each test
+  (``begin``) forks a fresh child that serves that test's requests and exits at ``end``, so no
+  state carries from one test to the next and no test pays for importing torch again;
+* a child imports the student's modules, calls what it is asked to call (an attribute, a call,
+  an item, ``len``, a listing, or a probe function from a probe module) and replies with *data*:
+  tensors, numbers, strings, and lists, tuples and dicts of them. Anything else stays here and is
+  sent as a handle (a number) the grader can name in later requests.
+
+Every reply carries the test's session token and the request's sequence number; the grader
+checks both, owns every deadline, and kills this whole process tree when it is late or lies.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+
+from cs330.grading import jail
+
+REQUESTS, REPLIES = 3, 4  # set from the config: the channel's file descriptors
+
+
+def main(argv: list[str]) -> None:
+    global REQUESTS, REPLIES
+    cfg = json.loads(argv[0])
+    REQUESTS, REPLIES = cfg["fds"]
+    workspace = jail.enter(cfg)
+    sys.path[:0] = [str(workspace), *([jail.PROBES] if cfg.get("probes") and cfg["mode"] in ("namespaces", "user-namespace")
+                                      else [cfg["probes"]] if cfg.get("probes") else [])]
+    import torch  # noqa: F401  (imported once here, shared by every forked child)
+
+    from cs330.grading import code, wire
+
+    jail.limit_memory(cfg["memory_mb"])
+    wire.write(REPLIES, {"ready": os.getpid()})
+    while True:
+        request = _read()
+        if request is None:
+            os._exit(0)
+        if request.get("op") != "begin":
+            os._exit(2)
+        session = request["session"]
+        pid = os.fork()
+        if pid == 0:
+            try:
+                Session(session, code.Code(workspace), wire).serve()
+            finally:
+                os._exit(0)
+        _, status = os.waitpid(pid, 0)
+        wire.write(REPLIES, {"session": session, "ended": status})
+
+
+def _read():
+    from cs330.grading import wire
+
+    header = _read_exactly(wire.HEADER.size)
+    if header is None:
+        return None
+    magic, length = wire.HEADER.unpack(header)
+    if magic != wire.MAGIC:
+        os._exit(2)
+    payload = _read_exactly(length)
+    import io
+
+    import torch
+
+    return torch.load(io.BytesIO(payload), weights_only=True)
+
+
+def _read_exactly(n: int) -> bytes | None:
+    chunks, left = [], n
+    while left:
+        chunk = os.read(REQUESTS, min(left, 1 << 20))
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+class Session:
+    """One test's requests, served by a forked child."""
+
+    def __init__(self, token: str, student, wire):
+        self.token, self.student, self.wire = token, student, wire
+        self.objects: list = []
+
+    def serve(self) -> None:
+        while True:
+            request = _read()
+            if request is None or request.get("op") == "end":
+                sys.stdout.flush()
+                sys.stderr.flush()
+                return
+            reply = {"session": self.token, "seq": request.get("seq")}
+            try:
+                reply["value"] = self.encode(self.handle(request))
+                reply["ok"] = True
+            except BaseException as e:  # noqa: BLE001  (the student's exception is the answer)
+                reply.update(ok=False, error=self.describe(e))
+            try:
+                self.wire.write(REPLIES, reply)
+            except Exception as e:  # noqa: BLE001  (a value torch cannot save)
+                self.wire.write(REPLIES, {"session": self.token, "seq": request.get("seq"), "ok": False,
+                                          "error": {"type": type(e).__name__, "message": f"the result cannot be sent: {e}", "traceback": ""}})
+
+    def handle(self, request: dict):
+        op = request["op"]
+        if op == "module":
+            try:
+                return self.student.module(request["name"])
+            except BaseException as e:  # noqa: BLE001  (SyntaxError, SystemExit, anything at import time)
+                raise _ImportFailure(request["name"]) from e
+        if op == "probe":
+            fn = self.student.probe_function(request["module"], request["function"])
+            return fn(self.student, *self.decode(request["args"]), **self.decode(request["kwargs"]))
+        target = self.objects[request["target"]]
+        if op == "getattr":
+            return getattr(target, request["name"])
+        if op == "call":
+            return target(*self.decode(request["args"]), **self.decode(request["kwargs"]))
+        if op == "getitem":
+            return target[self.decode(request["key"])]
+        if op == "len":
+            return len(target)
+        if op == "iter":
+            return list(target)
+        raise ValueError(f"unknown request {op!r}")
+
+    def encode(self, value, depth: int = 0):
+        """Data as data; anything else as a handle to an object kept here."""
+        import torch
+
+        wire = self.wire
+        if depth > wire.MAX_DEPTH:
+            raise ValueError("the result is nested too deeply")
+        if value is None or type(value) in (bool, int, float, str, bytes):
+            return value
+        for base in (bool, int, float, str):  # IntEnum, numpy.float64, ...: their plain value
+            if isinstance(value, base):
+                return base(value)
+        if isinstance(value, torch.Tensor) and value.layout == torch.strided and not value.is_quantized:
+            return value.detach().to("cpu").clone().as_subclass(torch.Tensor)
+        if isinstance(value, torch.Size):
+            return tuple(int(n) for n in value)
+        if isinstance(value, (list, tuple)):
+            return type(value)(self.encode(v, depth + 1) for v in value) if type(value) in (list, tuple) else \
+                tuple(self.encode(v, depth + 1) for v in value)
+        if isinstance(value, dict) and all(type(k) in (str, int) for k in value):
+            return {k: self.encode(v, depth + 1) for k, v in value.items()}
+        if hasattr(value, "item") and callable(value.item) and type(value).__module__ == "numpy":
+            return value.item()
+        self.objects.append(value)
+        return {wire.HANDLE: len(self.objects) - 1}
+
+    def decode(self, value):
+        if isinstance(value, dict):
+            if set(value) == {self.wire.HANDLE}:
+                return self.objects[value[self.wire.HANDLE]]
+            return {k: self.decode(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return type(value)(self.decode(v) for v in value)
+        return value
+
+    @staticmethod
+    def describe(e: BaseException) -> dict:
+        """The exception as text, with the student's (and the probe's) frames only."""
+        importing = None
+        if isinstance(e, _ImportFailure) and e.__cause__ is not None:
+            importing, e = f"{e.name.replace('.', '/')}.py", e.__cause__
+        frames = [f for f in traceback.extract_tb(e.__traceback__) if not _internal(f.filename)]
+        try:
+            message = str(e)
+            text = "".join(traceback.format_list(frames)) + "".join(traceback.format_exception_only(type(e), e))
+        except BaseException:  # noqa: BLE001  (an exception whose __str__ fails)
+            message = text = f"{type(e).__name__} (its message cannot be shown)"
+        error = {"type": str(type(e).__name__), "message": message[:4000], "traceback": text[-8000:]}
+        if importing:
+            error["importing"] = importing
+        return error
+
+
+class _ImportFailure(Exception):
+    def __init__(self, name: str):
+        super().__init__(name)
+        self.name = name
+
+
+def _internal(filename: str) -> bool:
+    """Frames of the worker's own machinery (this package's grading code, importlib)."""
+    return filename.startswith("<frozen") or os.path.dirname(os.path.abspath(filename)) == os.path.dirname(os.path.abspath(__file__))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
