@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Part B trained ~10-20x longer than run_all.sh (one CPU thread, ~50 min): is MAML's 5-shot sinusoid
-# MSE of 1.17 under-training? Writes results/partB_long/ (report: python report.py --partB_dir results/partB_long).
+# HW4's Part B trained ~10-20x longer than hw4_bayesian/run_all.sh (one CPU thread, ~50 min): is MAML's 5-shot
+# sinusoid MSE of 1.17 under-training? Writes hw4_bayesian/results/partB_long/ (RESULTS.md "Part B trained longer";
+# report: python hw4_bayesian/report.py --partB_dir hw4_bayesian/results/partB_long).
 set -euo pipefail
-cd "$(dirname "$0")"
+cd "$(dirname "$0")/../hw4_bayesian"
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 export PYTHONPATH="$(cd .. && pwd)${PYTHONPATH:+:$PYTHONPATH}"
 SEED=${SEED:-0}

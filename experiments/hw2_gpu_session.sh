@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
-# What RESULTS.md still needs from a GPU, as device calls of under 10 minutes each (resumable: rerunning
+# What HW2's RESULTS.md still needs from a GPU, as device calls of under 10 minutes each (resumable: rerunning
 # a line continues from runs/gpu). Prepared on CPU; its GPU paths (--compile's CUDA graphs) are unrun.
 #
-#   ./gpu_session.sh bench                  # ~4 min: bench_maml on cuda, eager vs compiled, vs higher
-#   ./gpu_session.sh train NAME MINUTES     # one run, capped, then its tests; NAME as below
+#   experiments/hw2_gpu_session.sh bench                # ~4 min: bench_maml on cuda, eager vs compiled, vs higher
+#   experiments/hw2_gpu_session.sh train NAME MINUTES   # one run, capped, then its tests; NAME as below
 #
-# Needs runs/omniglot_course_28.pt (torch.save of the course split's three image tensors; make it on a
-# machine with the data: see RESULTS.md) and, for the `higher` peer, its wheel in ../bench/wheels/
+# Paths below are relative to hw2_maml_protonet/ (the script works there). Needs runs/omniglot_course_28.pt
+# (torch.save of the course split's three image tensors; make it on a machine with the data: see RESULTS.md)
+# and, for the `higher` peer, its wheel in ../bench/wheels/
 # (`pip download --no-deps higher==0.2.1 -d bench/wheels`); carry both: the device has no network.
 # Results go to $OUT (the device's return folder) when set, else to results/gpu_runs.
 set -euo pipefail
-cd "$(dirname "$0")"
+cd "$(dirname "$0")/../hw2_maml_protonet"
 OUT=${OUT:-results/gpu_runs}
 mkdir -p "$OUT"
 case ${1:-} in

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# The long CPU runs behind results/cpu-long/ and RESULTS.md: one after another, one thread each, toward the
-# course's 25000 steps, all done by DEADLINE (UTC, default 09:22). Each run gets a share of the time left,
-# by weight (about its cost per step), so time a run does not need goes to the next. --resume: a rerun
-# continues each run from results/cpu-long/ckpt/<run>.pt instead of starting over.
+# HW1's long CPU runs behind hw1_blackbox/results/cpu-long/ and its RESULTS.md ("CPU long set"): one after
+# another, one thread each, toward the course's 25000 steps, all done by DEADLINE (UTC, HH:MM, required).
+# Each run gets a share of the time left, by weight (about its cost per step), so time a run does not need
+# goes to the next. --resume: a rerun continues each run from results/cpu-long/ckpt/<run>.pt.
+#   DEADLINE=09:22 CS330_DATA=/path/to/data experiments/hw1_cpu_long.sh
 set -euo pipefail
-cd "$(dirname "$0")"
+cd "$(dirname "$0")/../hw1_blackbox"
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 OUT=results/cpu-long
-DEADLINE=$(date -u -d "${DEADLINE:-09:22}" +%s)
+DEADLINE=$(date -u -d "${DEADLINE:?set DEADLINE=HH:MM (UTC), when the whole queue must be done}" +%s)
 COMMON=(--steps 25000 --eval-every 250 --eval-batches 8 --out "$OUT" --resume)
 python train.py --k-shot 1 --n-way 5 --model transformer "${COMMON[@]}" --time-limit "${TRANSFORMER_S:-1140}"
 runs=("1 4 8" "1 3 6" "1 2 4.5" "2 2 6")   # K N weight

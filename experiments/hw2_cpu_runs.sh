@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# The CPU training runs of RESULTS.md ("5-shot and 20-way on CPU", "Snell et al.'s recipe"), one thread
-# each, wall-clock capped (checkpointed: rerunning a line resumes it). Usage: ./cpu_runs.sh NAME [NAME ...]
+# HW2's CPU training runs of its RESULTS.md ("5-shot and 20-way on CPU", "Snell et al.'s recipe"), one thread
+# each, wall-clock capped (checkpointed: rerunning a line resumes it). Usage: experiments/hw2_cpu_runs.sh NAME [NAME ...]
 # with NAME in  protonet_5w5s maml_5w5s protonet_20w1s protonet_20w5s maml_20w1s maml_20w5s protonet_60w1s_rot
 # protonet_60w5s_rot maml_5w1s_rot maml_5w5s_rot
 # A run is tested on 600 test tasks of its own N-way K-shot, or of each setting in its "tests" list.
 set -euo pipefail
-cd "$(dirname "$0")"
+cd "$(dirname "$0")/../hw2_maml_protonet"   # results/ and runs/ are the homework's
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 export CS330_DATA=${CS330_DATA:-../../shared/data}
 MINUTES=${MINUTES:-25}
