@@ -1,11 +1,14 @@
 """Markdown tables of the results in results/ (Part A, B, C): ``python report.py > results/summary.md``.
 
-``python report.py --partB_dir results/partB_long``: the Part B table of another folder (the long runs)."""
+``python report.py --partB_dir results/partB_long``: the Part B table of another folder (the long runs).
+Parts A and B are read with ``cs330.training.load_results`` (the results schema: a file off it is an error)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+
+from cs330.training import load_results
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -16,14 +19,14 @@ def part_a() -> list[str]:
              "| zero-shot train acc | wall s |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for path in sorted((RESULTS / "partA").glob("*.json")):
-        r = json.loads(path.read_text())
         if path.stem.startswith("tagged"):
             continue
+        r = load_results(path)
         f = r["final"]
-        zero_shot = f"{f['train']['zero_shot_acc']:.3f}" if "zero_shot_acc" in f["train"] else "-"
-        lines.append(f"| {path.stem} ({r['config']['data_used']}) | {f['step']} | {f['train_loss']:.3f} | {f['train']['acc']:.3f} | "
-                     f"{f['test']['acc']:.3f} | {f['train']['sensitivity']:.3f} | {f['test']['sensitivity']:.3f} | "
-                     f"{zero_shot} | {f['wall_s']:.0f} |")
+        zero_shot = f"{f['meta_train_zero_shot_acc']:.3f}" if "meta_train_zero_shot_acc" in f else "-"
+        lines.append(f"| {path.stem} ({r['config']['data']}) | {f['step']} | {f['train_loss']:.3f} | {f['meta_train_acc']:.3f} | "
+                     f"{f['meta_test_acc']:.3f} | {f['meta_train_sensitivity']:.3f} | {f['meta_test_sensitivity']:.3f} | "
+                     f"{zero_shot} | {f['time_s']:.0f} |")
     return lines
 
 
@@ -35,10 +38,10 @@ def part_a_tagged() -> list[str]:
              "| run | steps | train-split MSE | test-split MSE | sensitivity train split | sensitivity test split |",
              "| --- | --- | --- | --- | --- | --- |"]
     for path in rows:
-        r = json.loads(path.read_text())
-        tr, te = r["train_split"], r["test_split"]
-        lines.append(f"| {path.stem} | {r['config']['steps']} | {tr['mse']:.3f} | {te['mse']:.3f} | {tr['sensitivity']:.3f} | "
-                     f"{te['sensitivity']:.3f} |")
+        r = load_results(path)
+        f = r["final"]
+        lines.append(f"| {path.stem} | {r['config']['steps']} | {f['train_split_mse']:.3f} | {f['test_split_mse']:.3f} | "
+                     f"{f['train_split_sensitivity']:.3f} | {f['test_split_sensitivity']:.3f} |")
     return lines
 
 
@@ -46,11 +49,11 @@ def part_b(folder: Path = RESULTS / "partB") -> list[str]:
     lines = ["## Part B: regression (400 tasks x 50 queries per k)", "",
              "| family | method | steps | k | MSE | NLL | 95% coverage | train s |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for path in sorted(folder.glob("*.json")):
-        r = json.loads(path.read_text())
-        c = r["config"]
-        for k, m in r["metrics"].items():
+        r = load_results(path)
+        c, f = r["config"], r["final"]
+        for k, m in f["metrics"].items():
             lines.append(f"| {c['family']} | {c['method']} | {c['steps']} | {k} | {m['mse']:.3f} | {m['nll']:.3f} | "
-                         f"{m['coverage95']:.3f} | {r['train_wall_s']:.0f} |")
+                         f"{m['coverage95']:.3f} | {f['train_wall_s']:.0f} |")
     return lines
 
 
@@ -79,14 +82,14 @@ def plot_part_a(path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    runs = [(p.stem, json.loads(p.read_text())["final"]) for p in sorted((RESULTS / "partA").glob("*.json"))
+    runs = [(p.stem, load_results(p)["final"]) for p in sorted((RESULTS / "partA").glob("*.json"))
             if not p.stem.startswith("tagged")]
     if not runs:
         return
     fig, ax = plt.subplots(figsize=(1.4 * len(runs) + 2, 3.4))
-    for i, (key, label) in enumerate([(("train", "acc"), "meta-train acc"), (("test", "acc"), "meta-test acc (new classes)"),
-                                      (("test", "sensitivity"), "support sensitivity (test)")]):
-        ax.bar([j + 0.27 * (i - 1) for j in range(len(runs))], [f[key[0]][key[1]] for _, f in runs], 0.27, label=label)
+    for i, (key, label) in enumerate([("meta_train_acc", "meta-train acc"), ("meta_test_acc", "meta-test acc (new classes)"),
+                                      ("meta_test_sensitivity", "support sensitivity (test)")]):
+        ax.bar([j + 0.27 * (i - 1) for j in range(len(runs))], [f[key] for _, f in runs], 0.27, label=label)
     ax.axhline(0.2, ls=":", c="gray", label="chance (5-way)")
     ax.set_xticks(range(len(runs)), [name for name, _ in runs], rotation=20, fontsize=7)
     ax.set(ylim=(0, 1.05), title="Part A: non-mutually-exclusive training tasks")

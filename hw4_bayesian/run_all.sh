@@ -23,9 +23,9 @@ python train_memorization.py --learner maml --fix mr --beta 1e-4 --steps 200 --d
 python train_memorization.py --learner maml --fix none --steps 600 --data "$DATA" --seed "$SEED" --name maml-none-600steps
 # MAML memorises when the training pool is small: 5 classes, so every training task is the same 5 characters
 for fix in none shuffle; do
-  python train_memorization.py --learner maml --fix "$fix" --train_classes 5 --steps 300 --data "$DATA" --seed "$SEED" --name "maml-$fix-5classes"
+  python train_memorization.py --learner maml --fix "$fix" --train-classes 5 --steps 300 --data "$DATA" --seed "$SEED" --name "maml-$fix-5classes"
 done
-python train_memorization.py --learner maml --fix mr --beta 1e-4 --train_classes 5 --steps 300 --data "$DATA" --seed "$SEED" \
+python train_memorization.py --learner maml --fix mr --beta 1e-4 --train-classes 5 --steps 300 --data "$DATA" --seed "$SEED" \
   --name maml-mr-beta0.0001-5classes
 # Part A on real Omniglot (first 100 classes of the course train split; new classes: its test split), when it is there
 if python -c "from cs330.data import Omniglot; Omniglot(split='train')" 2>/dev/null; then
@@ -34,11 +34,11 @@ if python -c "from cs330.data import Omniglot; Omniglot(split='train')" 2>/dev/n
   done
   python train_memorization.py --learner maml --fix none --steps 200 --data omniglot --seed "$SEED" --name maml-none-omniglot
   for fix in none shuffle; do
-    python train_memorization.py --learner maml --fix "$fix" --train_classes 5 --steps 300 --data omniglot --seed "$SEED" \
+    python train_memorization.py --learner maml --fix "$fix" --train-classes 5 --steps 300 --data omniglot --seed "$SEED" \
       --name "maml-$fix-omniglot-5classes"
   done
   for beta in 1e-4 1e-3; do
-    python train_memorization.py --learner maml --fix mr --beta $beta --train_classes 5 --steps 300 --data omniglot --seed "$SEED" \
+    python train_memorization.py --learner maml --fix mr --beta $beta --train-classes 5 --steps 300 --data omniglot --seed "$SEED" \
       --name "maml-mr-beta$beta-omniglot-5classes"
   done
 fi

@@ -5,92 +5,63 @@
     python train_memorization.py --learner blackbox --fix mr --beta 0.03        # activation bottleneck
     python train_memorization.py --learner maml --fix mr --beta 1e-4            # MR-MAML(W)
 
-Training tasks: ``NonExclusiveEpisodeSampler`` on ``--train_classes`` classes (label j = class group j).
-Evaluation: accuracy on fresh training tasks (the distribution trained on) and on mutually exclusive
-tasks of new classes (random labels), and support sensitivity (``memorization.support_sensitivity``)
-on both. Writes results/partA/<name>.json (config, history, final metrics) and <name>.png.
-Data: synthetic glyphs by default; ``--data omniglot`` uses Omniglot under the data root.
+Training tasks: ``NonExclusiveEpisodeSampler`` on ``--train-classes`` classes (label j = class group j).
+Evaluation every ``--eval-every`` steps on ``--eval-tasks`` fixed tasks: query accuracy and support
+sensitivity (``memorization.support_sensitivity``) on fresh training tasks (``meta_train_*``, the
+distribution trained on) and on mutually exclusive tasks of new classes with random labels
+(``meta_test_*``); for MAML also the zero-shot accuracy (the initialisation, support unused).
+Writes ``<out>/<name>.json`` (cs330.training results schema) and ``<out>/<name>.png``.
+Data: ``--data glyphs`` (default) is Part A's synthetic set (20 alphabets x 20 characters, seed 1000;
+new classes: alphabets 10-19); ``--data omniglot`` the course split under the data root (``cs330 data info``).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import sys
-import time
 from pathlib import Path
 
 import torch
 
 from blackbox import BlackBoxClassifier
-from cs330.data import EpisodeSampler, NonExclusiveEpisodeSampler
+from cs330.data import EpisodeSampler, NonExclusiveEpisodeSampler, make_glyphs
 from cs330.models import Conv4
+from cs330.training import (RunState, add_common_args, environment, fingerprint, make_results, omniglot_or_glyphs,
+                            plot_curves, save_results, setup, train_loop)
 from maml import MAML, MRMAML
 from memorization import shuffle_labels, support_sensitivity
 
 HERE = Path(__file__).resolve().parent
 
 
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--learner", choices=["blackbox", "maml"], default="blackbox")
-    p.add_argument("--fix", choices=["none", "shuffle", "mr"], default="none")
-    p.add_argument("--beta", type=float, default=0.0, help="weight of the meta-regulariser (fix=mr)")
-    p.add_argument("--n_way", type=int, default=5)
-    p.add_argument("--k_shot", type=int, default=1)
-    p.add_argument("--n_query", type=int, default=5, help="queries per class")
-    p.add_argument("--meta_batch", type=int, default=8)
-    p.add_argument("--hidden", type=int, default=16, help="Conv4 channels")
-    p.add_argument("--inner_steps", type=int, default=1)
-    p.add_argument("--inner_lr", type=float, default=0.4)
-    p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--steps", type=int, default=500)
-    p.add_argument("--eval_every", type=int, default=100)
-    p.add_argument("--eval_tasks", type=int, default=64)
-    p.add_argument("--train_classes", type=int, default=100)
-    p.add_argument("--data", choices=["glyphs", "omniglot"], default="glyphs")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=str(HERE / "results" / "partA"))
-    p.add_argument("--name", default=None)
-    return p.parse_args(argv)
+def load_data(data: str, train_classes: int) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """(train classes, new classes) uint8 images (C, 20, 1, 28, 28), and the source (``glyphs`` / ``omniglot``)."""
+    if data == "glyphs":
+        glyphs = make_glyphs(n_alphabets=20, chars_per_alphabet=20, seed=1000).images  # 400 classes, by alphabet
+        return glyphs[:train_classes], glyphs[200:], "glyphs"
+    splits, source = omniglot_or_glyphs("omniglot", splits=("train", "test"))
+    return splits["train"][:train_classes], splits["test"], source
 
 
-def load_data(a):
-    """(train classes, test classes) uint8 images (C, 20, 1, 28, 28), and the data's name."""
-    if a.data == "omniglot":
-        from cs330.data import Omniglot
-        try:
-            return Omniglot(split="train").images[:a.train_classes], Omniglot(split="test").images, "omniglot"
-        except Exception as e:  # DataNotFoundError and friends
-            print(f"Omniglot is not available ({type(e).__name__}); using synthetic glyphs.", file=sys.stderr)
-    from cs330.data import make_glyphs
-    g = make_glyphs(n_alphabets=20, chars_per_alphabet=20, seed=1000).images  # 400 classes, by alphabet
-    return g[:a.train_classes], g[200:], "glyphs"
+def build(learner: str, fix: str, n_way: int, hidden: int, inner_steps: int, inner_lr: float) -> torch.nn.Module:
+    """The learner; the meta-regulariser's variant (stochastic encoder / MR-MAML) when ``fix == "mr"``."""
+    if learner == "blackbox":
+        return BlackBoxClassifier(n_way, hidden=hidden, stochastic=fix == "mr")
+    maml = MRMAML if fix == "mr" else MAML
+    return maml(Conv4(n_way, hidden=hidden), inner_steps=inner_steps, inner_lr=inner_lr, vectorize=False)
 
 
-def build(a):
-    torch.manual_seed(a.seed)
-    if a.learner == "blackbox":
-        return BlackBoxClassifier(a.n_way, hidden=a.hidden, stochastic=a.fix == "mr")
-    kw = dict(inner_steps=a.inner_steps, inner_lr=a.inner_lr, vectorize=False)
-    if a.fix == "mr":
-        return MRMAML(Conv4(a.n_way, hidden=a.hidden), **kw)
-    return MAML(Conv4(a.n_way, hidden=a.hidden), **kw)
-
-
-def evaluate(model, a, sampler, shuffle: bool, seed: int) -> dict:
-    """Accuracy and support sensitivity on ``a.eval_tasks`` tasks of ``sampler`` (fixed seed); for MAML also
-    the zero-shot accuracy, that of the initialisation before any inner step (the support set unused)."""
+def evaluate(model, sampler, n_tasks: int, n_way: int, shuffle: bool, seed: int) -> dict:
+    """Query accuracy and support sensitivity on ``n_tasks`` tasks of ``sampler`` (its fixed per-index seeds);
+    for MAML also ``zero_shot_acc``, that of the initialisation before any inner step."""
     g = torch.Generator().manual_seed(seed)
     accs, sens, zero_shot = [], [], []
-    for i in range(a.eval_tasks // a.meta_batch):
+    for i in range(n_tasks // sampler.batch_size):
         sx, sy, qx, qy = sampler.sample(sampler.generator_for(i))
         if shuffle:
-            sy, qy = shuffle_labels(sy, qy, a.n_way, g)
-        logits = model.predict(sx, sy, qx)
-        accs.append((logits.argmax(-1) == qy).float().mean(-1))
-        sens.append(support_sensitivity(model.predict, sx, sy, qx, a.n_way, g))
-        if a.learner == "maml":
+            sy, qy = shuffle_labels(sy, qy, n_way, g)
+        accs.append((model.predict(sx, sy, qx).argmax(-1) == qy).float().mean(-1))
+        sens.append(support_sensitivity(model.predict, sx, sy, qx, n_way, g))
+        if isinstance(model, MAML):
             zero_shot.append((model.predict(sx, sy, qx, steps=0).argmax(-1) == qy).float().mean(-1))
     out = {"acc": float(torch.cat(accs).mean()), "sensitivity": float(torch.cat(sens).mean())}
     if zero_shot:
@@ -98,61 +69,73 @@ def evaluate(model, a, sampler, shuffle: bool, seed: int) -> dict:
     return out
 
 
-def run(a) -> dict:
-    torch.set_num_threads(1)
-    train_images, test_images, data = load_data(a)
-    model = build(a)
-    opt = torch.optim.Adam(model.parameters(), lr=a.lr)
-    train = NonExclusiveEpisodeSampler(train_images, a.n_way, a.k_shot, a.n_query, a.meta_batch, generator=a.seed)
-    train_eval = NonExclusiveEpisodeSampler(train_images, a.n_way, a.k_shot, a.n_query, a.meta_batch, generator=a.seed + 1)
-    test_eval = EpisodeSampler(test_images, a.n_way, a.k_shot, a.n_query, a.meta_batch, generator=a.seed + 2)
-    g = torch.Generator().manual_seed(a.seed)
-    history, t0, shuffle = [], time.time(), a.fix == "shuffle"
-    beta = a.beta if a.fix == "mr" else 0.0
-    run_loss = run_acc = 0.0
-    for step, (sx, sy, qx, qy) in zip(range(1, a.steps + 1), train):
+def train(learner="blackbox", fix="none", beta=0.0, n_way=5, k_shot=1, n_query=5, meta_batch_size=8, hidden=16,
+          inner_steps=1, inner_lr=0.4, lr=3e-3, steps=500, eval_every=100, eval_tasks=64, train_classes=100,
+          data="glyphs", seed=0, name=None, progress=True, log=print) -> dict:
+    """Meta-train on non-exclusive tasks for ``steps`` Adam steps; return the results (cs330.training schema).
+
+    ``history`` rows: step, train_loss / train_acc / train_reg (smoothed, on the training tasks), meta_train_*
+    and meta_test_* (acc, sensitivity, MAML: zero_shot_acc), time_s. ``final``: the last row.
+    """
+    device = setup(seed, "cpu", threads=1)  # small tensors: one thread is fastest
+    train_images, test_images, data = load_data(data, train_classes)
+    model = build(learner, fix, n_way, hidden, inner_steps, inner_lr)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    shuffle, beta = fix == "shuffle", beta if fix == "mr" else 0.0
+    shape = (n_way, k_shot, n_query, meta_batch_size)
+    train_tasks = NonExclusiveEpisodeSampler(train_images, *shape, generator=seed)
+    train_eval = NonExclusiveEpisodeSampler(train_images, *shape, generator=seed + 1)
+    test_eval = EpisodeSampler(test_images, *shape, generator=seed + 2)  # mutually exclusive: new classes, random labels
+    g = torch.Generator().manual_seed(seed)  # label shuffling and the learners' noise
+
+    def step_fn(step: int) -> dict:
+        sx, sy, qx, qy = train_tasks.sample(train_tasks.generator_for(step))  # meta-batch `step`, seeded by its index
         if shuffle:
-            sy, qy = shuffle_labels(sy, qy, a.n_way, g)
+            sy, qy = shuffle_labels(sy, qy, n_way, g)
         opt.zero_grad(set_to_none=True)
         total, task_loss, reg, acc = model.loss(sx, sy, qx, qy, beta=beta, generator=g)
         total.backward()
         opt.step()
-        run_loss, run_acc = 0.9 * run_loss + 0.1 * float(task_loss.detach()), 0.9 * run_acc + 0.1 * float(acc.detach())
-        if step % a.eval_every == 0 or step == a.steps:
-            debias = 1 - 0.9 ** step
-            row = {"step": step, "train_loss": run_loss / debias, "train_acc": run_acc / debias, "reg": float(reg.detach()),
-                   "train": evaluate(model, a, train_eval, shuffle, seed=11),
-                   "test": evaluate(model, a, test_eval, False, seed=12), "wall_s": time.time() - t0}
-            history.append(row)
-            print(json.dumps(row), flush=True)
-    name = a.name or f"{a.learner}-{a.fix}" + (f"-beta{a.beta:g}" if a.fix == "mr" else "")
-    result = {"config": {**vars(a), "data_used": data}, "history": history, "final": history[-1]}
-    out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
-    plot(history, out / f"{name}.png", name, a.n_way)
+        return {"loss": float(task_loss.detach()), "acc": float(acc.detach()), "reg": float(reg.detach())}
+
+    def evaluate_fn(step: int) -> dict:
+        on_train = evaluate(model, train_eval, eval_tasks, n_way, shuffle, seed=11)
+        on_test = evaluate(model, test_eval, eval_tasks, n_way, False, seed=12)
+        return {**{f"meta_train_{k}": v for k, v in on_train.items()}, **{f"meta_test_{k}": v for k, v in on_test.items()}}
+
+    state = train_loop(step_fn, evaluate_fn, RunState(), steps=steps, eval_every=eval_every, progress=progress, log=log,
+                       desc=f"{learner} {fix}")
+    config = {"learner": learner, "fix": fix, "beta": beta, "n_way": n_way, "k_shot": k_shot, "n_query": n_query,
+              "meta_batch_size": meta_batch_size, "hidden": hidden, "inner_steps": inner_steps, "inner_lr": inner_lr,
+              "lr": lr, "steps": steps, "eval_tasks": eval_tasks, "train_classes": train_classes, "data": data, "seed": seed}
+    env = environment(device, fingerprint({"train": train_images, "test": test_images}))
+    name = name or f"{learner}-{fix}" + (f"-beta{beta:g}" if fix == "mr" else "")
+    return make_results(name, config, env, state.history, dict(state.history[-1]))
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_args(p, "n_way", "k_shot", "n_query", "meta_batch_size", "lr", "steps", "eval_every", "seed", "out",
+                    "no_progress", n_query=5, meta_batch_size=8, lr=3e-3, steps=500, out=str(HERE / "results" / "partA"))
+    p.add_argument("--learner", choices=["blackbox", "maml"], default="blackbox")
+    p.add_argument("--fix", choices=["none", "shuffle", "mr"], default="none")
+    p.add_argument("--beta", type=float, default=0.0, help="weight of the meta-regulariser (fix=mr)")
+    p.add_argument("--hidden", type=int, default=16, help="Conv4 channels")
+    p.add_argument("--inner-steps", type=int, default=1)
+    p.add_argument("--inner-lr", type=float, default=0.4)
+    p.add_argument("--eval-tasks", type=int, default=64, help="tasks per evaluation, of each kind")
+    p.add_argument("--train-classes", type=int, default=100, help="the training pool (5: every task the same 5 classes)")
+    p.add_argument("--data", choices=["glyphs", "omniglot"], default="glyphs")
+    p.add_argument("--name", default=None, help="default: <learner>-<fix>[-beta<beta>]")
+    args = vars(p.parse_args(argv))
+    out, progress = Path(args.pop("out")), not args.pop("no_progress")
+    result = train(**args, progress=progress)
+    save_results(out / f"{result['name']}.json", result)
+    plot_curves([result], out / f"{result['name']}.png", ["meta_train_acc", "meta_test_acc", "meta_train_sensitivity",
+                "meta_test_sensitivity"], title=result["name"], chance=1 / args["n_way"],
+                ylims={m: (0, 1) for m in ("meta_train_acc", "meta_test_acc", "meta_train_sensitivity", "meta_test_sensitivity")})
     return result
 
 
-def plot(history, path, title, n_way):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    s = [r["step"] for r in history]
-    fig, ax = plt.subplots(1, 2, figsize=(9, 3.2))
-    ax[0].plot(s, [r["train"]["acc"] for r in history], label="meta-train tasks")
-    ax[0].plot(s, [r["test"]["acc"] for r in history], label="meta-test tasks (new classes)")
-    ax[0].axhline(1 / n_way, ls=":", c="gray", label="chance")
-    ax[0].set(xlabel="step", ylabel="query accuracy", ylim=(0, 1), title=title)
-    ax[0].legend(fontsize=7)
-    ax[1].plot(s, [r["train"]["sensitivity"] for r in history], label="meta-train tasks")
-    ax[1].plot(s, [r["test"]["sensitivity"] for r in history], label="meta-test tasks")
-    ax[1].set(xlabel="step", ylabel="support sensitivity", ylim=(0, 1))
-    ax[1].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-
-
 if __name__ == "__main__":
-    run(parse_args())
+    main()

@@ -10,14 +10,13 @@ train split, where a slot always holds the same sinusoid: the tag alone tells th
 nothing). Both are evaluated with 5 support points on fresh tasks of each split: query MSE, and
 support sensitivity = RMS change of the query predictions when the support y's are permuted among
 the support points (a derangement), divided by the RMS of the query y's (0: the support is ignored).
-Writes results/partA/tagged-<method>-<tasks>.json.
+Writes ``<out>/tagged-<method>-<tasks>.json`` (cs330.training results schema; ``final``: ``train_split_*`` and
+``test_split_*`` mse and sensitivity, ``train_wall_s``).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import time
 from pathlib import Path
 
 import torch
@@ -26,74 +25,80 @@ from torch.nn import functional as F
 from cs330.data import sample_tagged_sinusoids
 from cs330.data.synthetic import tag_inputs
 from cs330.models import MLP
+from cs330.training import RunState, add_common_args, environment, make_results, save_results, setup, train_loop
 from maml import MAML
 from neural_process import NeuralProcess
 
 HERE = Path(__file__).resolve().parent
 
 
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--method", choices=["cnp", "maml"], default="cnp")
-    p.add_argument("--tasks", choices=["nonexclusive", "exclusive"], default="nonexclusive")
-    p.add_argument("--steps", type=int, default=2000)
-    p.add_argument("--n_slots", type=int, default=10)
-    p.add_argument("--k_shot", type=int, default=5)
-    p.add_argument("--meta_batch", type=int, default=25)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=str(HERE / "results" / "partA"))
-    return p.parse_args(argv)
-
-
-def batch(a, split, g, n=None, n_query=10):
-    t = sample_tagged_sinusoids(n or a.meta_batch, a.k_shot, n_query, a.n_slots, split, generator=g)
+def tagged_tasks(split: str, n_tasks: int, k_shot: int, n_query: int, n_slots: int, generator):
+    """(support x, support y, query x, query y): x (n_tasks, points, 1 + n_slots) with the one-hot slot tag."""
+    t = sample_tagged_sinusoids(n_tasks, k_shot, n_query, n_slots, split, generator=generator)
     slot = t.params["slot"]
-    return tag_inputs(t.x_support, slot, a.n_slots), t.y_support, tag_inputs(t.x_query, slot, a.n_slots), t.y_query
+    return tag_inputs(t.x_support, slot, n_slots), t.y_support, tag_inputs(t.x_query, slot, n_slots), t.y_query
 
 
-def predict(model, a, sx, sy, qx):
-    if a.method == "maml":
-        return model.predict(sx, sy, qx)
-    return model.predict(sx, sy, qx)[0][0]
-
-
-def evaluate(model, a, split, seed) -> dict:
-    sx, sy, qx, qy = batch(a, split, torch.Generator().manual_seed(seed), n=400, n_query=50)
-    pred = predict(model, a, sx, sy, qx)
-    shifted = predict(model, a, sx, sy.roll(1, dims=1), qx)  # support y's moved one point along: no fixed point
+def evaluate(model, split: str, k_shot: int, n_slots: int, seed: int) -> dict:
+    """Query MSE and support sensitivity on 400 fixed tasks x 50 queries of ``split``."""
+    sx, sy, qx, qy = tagged_tasks(split, 400, k_shot, 50, n_slots, torch.Generator().manual_seed(seed))
+    pred = model.predict(sx, sy, qx)
+    shifted = model.predict(sx, sy.roll(1, dims=1), qx)  # support y's moved one point along: no fixed point
+    if isinstance(model, NeuralProcess):  # (mu, logvar) of one sample: the mean
+        pred, shifted = pred[0][0], shifted[0][0]
     return {"mse": float((pred - qy).pow(2).mean()),
             "sensitivity": float((shifted - pred).pow(2).mean().sqrt() / qy.pow(2).mean().sqrt())}
 
 
-def run(a) -> dict:
-    torch.set_num_threads(1)
-    torch.manual_seed(a.seed)
-    d = 1 + a.n_slots
-    if a.method == "maml":
-        model = MAML(MLP(d, 1), inner_steps=1, inner_lr=0.01, loss_fn=F.mse_loss)
+def train(method="cnp", tasks="nonexclusive", steps=2000, n_slots=10, k_shot=5, meta_batch_size=25, lr=1e-3, seed=0,
+          progress=True, log=print) -> dict:
+    """Meta-train on tagged sinusoids of the train split (``nonexclusive``) or of the test split's distribution
+    (``exclusive``), then evaluate on both splits; return the results (cs330.training schema)."""
+    device = setup(seed, "cpu", threads=1)  # small tensors: one thread is fastest
+    x_dim = 1 + n_slots
+    if method == "maml":
+        model = MAML(MLP(x_dim, 1), inner_steps=1, inner_lr=0.01, loss_fn=F.mse_loss)
     else:
-        model = NeuralProcess(latent=False, x_dim=d)
-    opt = torch.optim.Adam(model.parameters(), lr=a.lr)
-    g, t0 = torch.Generator().manual_seed(a.seed), time.time()
-    split = "train" if a.tasks == "nonexclusive" else "test"
-    for step in range(1, a.steps + 1):
-        sx, sy, qx, qy = batch(a, split, g)
+        model = NeuralProcess(latent=False, x_dim=x_dim)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    g = torch.Generator().manual_seed(seed)
+    split = "train" if tasks == "nonexclusive" else "test"
+
+    def step_fn(step: int) -> float:
+        sx, sy, qx, qy = tagged_tasks(split, meta_batch_size, k_shot, 10, n_slots, g)
         opt.zero_grad(set_to_none=True)
-        if a.method == "maml":
-            loss = model.loss(sx, sy, qx, qy)[1]
-        else:
-            loss = model.loss(sx, sy, qx, qy)
+        loss = model.loss(sx, sy, qx, qy)
+        loss = loss[1] if method == "maml" else loss  # MAML: (total, task loss, regulariser, accuracy)
         loss.backward()
         opt.step()
-    result = {"config": vars(a), "train_wall_s": time.time() - t0,
-              "train_split": evaluate(model, a, "train", 101), "test_split": evaluate(model, a, "test", 102)}
-    print(json.dumps(result))
-    out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"tagged-{a.method}-{a.tasks}.json").write_text(json.dumps(result, indent=1) + "\n")
+        return float(loss.detach())
+
+    def evaluate_fn(step: int) -> dict:  # once, at the end
+        return {f"{s}_split_{k}": v for s, seed in (("train", 101), ("test", 102))
+                for k, v in evaluate(model, s, k_shot, n_slots, seed).items()}
+
+    state = train_loop(step_fn, evaluate_fn, RunState(), steps=steps, eval_every=steps, progress=progress, log=log,
+                       desc=f"{method} {tasks}")
+    config = {"method": method, "tasks": tasks, "steps": steps, "n_slots": n_slots, "k_shot": k_shot,
+              "meta_batch_size": meta_batch_size, "lr": lr, "seed": seed}
+    final = {k: v for k, v in state.history[-1].items() if "_split_" in k}
+    final["train_wall_s"] = state.history[-1]["time_s"]
+    return make_results(f"tagged-{method}-{tasks}", config, environment(device), state.history, final)
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_args(p, "k_shot", "meta_batch_size", "steps", "lr", "seed", "out", "no_progress", k_shot=5,
+                    meta_batch_size=25, steps=2000, out=str(HERE / "results" / "partA"))
+    p.add_argument("--method", choices=["cnp", "maml"], default="cnp")
+    p.add_argument("--tasks", choices=["nonexclusive", "exclusive"], default="nonexclusive")
+    p.add_argument("--n-slots", type=int, default=10)
+    args = vars(p.parse_args(argv))
+    out, progress = Path(args.pop("out")), not args.pop("no_progress")
+    result = train(**args, progress=progress)
+    save_results(out / f"{result['name']}.json", result)
     return result
 
 
 if __name__ == "__main__":
-    run(parse_args())
+    main()
