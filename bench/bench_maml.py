@@ -57,7 +57,7 @@ def make_step(impl: str, device: str):
         if option == "compile":
             compile_step(model, device)
         opt = torch.optim.Adam(model.parameters(), 1e-3)
-        return lambda: model.outer_step(episode, N, opt)
+        return lambda: model.outer_step(episode, opt)
     if impl in ("vmap", "loop"):
         model = maml_lib.MAML(Conv4(N), inner_steps=1, inner_lr=0.4, vectorize=impl == "vmap").to(device)
         if option == "compile":

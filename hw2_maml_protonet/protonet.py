@@ -74,16 +74,22 @@ class ProtoNet(nn.Module):
         """(loss, accuracy) on the query sets of a meta-batch."""
         return loss_and_accuracy(self.logits(support_x, support_y, query_x, n_way), query_y)
 
-    def outer_step(self, episode, n_way: int, optimizer: torch.optim.Optimizer) -> dict[str, float]:
-        """One training step on a meta-batch: mean query loss, backward, optimizer step."""
+    def outer_step(self, episode, optimizer: torch.optim.Optimizer) -> dict[str, float]:
+        """One training step on a meta-batch ``episode`` (support_x, support_y, query_x, query_y with a leading
+        task dim B): mean query loss, backward, optimizer step. The same interface as ``MAML.outer_step``."""
         optimizer.zero_grad()
-        loss, acc = self(*episode, n_way=n_way)
+        loss, acc = self(*episode, n_way=n_way_of(episode))
         loss.backward()
         optimizer.step()
         return {"loss": float(loss.detach()), "acc": float(acc)}
 
     @torch.no_grad()
-    def evaluate(self, episode, n_way: int) -> torch.Tensor:
-        """Query accuracy of every task: (B,)."""
+    def evaluate(self, episode) -> torch.Tensor:
+        """Query accuracy of every task of ``episode``: (B,). The same interface as ``MAML.evaluate``."""
         support_x, support_y, query_x, query_y = episode
-        return (self.logits(support_x, support_y, query_x, n_way).argmax(-1) == query_y).float().mean(-1)
+        return (self.logits(support_x, support_y, query_x, n_way_of(episode)).argmax(-1) == query_y).float().mean(-1)
+
+
+def n_way_of(episode) -> int:
+    """N of an episode's tasks: its support labels are 0..N-1 (the largest + 1; one device sync on a GPU)."""
+    return int(episode[1].max()) + 1

@@ -83,6 +83,8 @@ def _finish(a: argparse.Namespace, error) -> argparse.Namespace:
     a.device = str(pick_device(a.device))
     if a.algorithm == "maml" and a.test_n_way != a.n_way:
         error(f"--test-n-way {a.test_n_way}: MAML's head has --n-way {a.n_way} outputs, so it is tested {a.n_way}-way")
+    if a.algorithm == "protonet" and a.test_inner_steps:
+        error("--test-inner-steps: ProtoNet has no inner loop")
     return a
 
 
@@ -139,20 +141,16 @@ def compile_step(model: torch.nn.Module, device) -> torch.nn.Module:
     return model
 
 
-def evaluate(model, a, images, n_tasks: int, k_shot: int, seed: int, steps: int | None = None) -> torch.Tensor:
+def evaluate(model, a, images, n_tasks: int, k_shot: int, seed: int) -> torch.Tensor:
     """Query accuracy of ``n_tasks`` ``--test-n-way`` tasks (fixed seed: the same tasks every time): (n_tasks,)."""
     batch = min(a.meta_batch_size, n_tasks)
     sampler = EpisodeSampler(images, a.test_n_way, k_shot, a.test_n_query, batch_size=batch, generator=seed,
                              num_batches=math.ceil(n_tasks / batch))
     accs = []
     for episode in sampler:
-        episode = episode.to(a.device)
-        if a.algorithm == "protonet":
-            acc = model.evaluate(episode, a.test_n_way)
-        else:
-            acc = model.evaluate(episode, steps=steps)
+        acc = model.evaluate(episode.to(a.device))
         accs.append(acc.clone())  # a copy: a CUDA-graphed (--compile) step reuses its output memory on the next call
-    return torch.cat(accs)[:n_tasks].cpu()  # one device sync per evaluation, not one per batch
+    return torch.cat(accs)[:n_tasks].cpu()  # the accuracies stay on the device until here (ProtoNet syncs once per batch for N)
 
 
 def fit(a, progress: bool = True) -> list[dict]:
@@ -182,8 +180,6 @@ def fit(a, progress: bool = True) -> list[dict]:
         if a.lr_halve_every:  # a function of the step, so a resumed run continues the schedule
             for group in opt.param_groups:
                 group["lr"] = a.lr * 0.5 ** (step // a.lr_halve_every)
-        if a.algorithm == "protonet":
-            return model.outer_step(episode, a.n_way, opt)
         return model.outer_step(episode, opt)
 
     def validate(step: int) -> dict:
@@ -223,7 +219,9 @@ def test(a) -> dict:
     model.load_state_dict(state["model"])
     k = a.test_k_shot or a.k_shot
     t0 = time.time()
-    accs = evaluate(model, a, splits["test"].to(a.device), a.test_tasks, k, seed=a.seed + 777, steps=a.test_inner_steps)
+    if a.test_inner_steps:  # MAML only (the options check it)
+        model.inner_steps = a.test_inner_steps
+    accs = evaluate(model, a, splits["test"].to(a.device), a.test_tasks, k, seed=a.seed + 777)
     ci = 1.96 * float(accs.std()) / math.sqrt(len(accs))
     key = (run_name(a) + (f"_test{a.test_n_way}way" if a.test_n_way != a.n_way else "")
            + (f"_test{k}shot" if k != a.k_shot else "") + (f"_testK{a.test_inner_steps}" if a.test_inner_steps else ""))
