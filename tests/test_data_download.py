@@ -12,6 +12,7 @@ import pytest
 
 from cs330.data import cli as data_cli
 from cs330.data import registry
+from cs330.data.spec import check_file
 from cs330.data.download import ChecksumError, DownloadError, download, md5sum, sha256sum, verify_file
 
 PAYLOAD = b"\x00binary payload\n" * 1000
@@ -140,8 +141,8 @@ def test_sha256_lf_accepts_crlf_copy(tmp_path):
     (tmp_path / "lf").write_bytes(lf)
     (tmp_path / "crlf").write_bytes(lf.replace(b"\n", b"\r\n"))
     spec = f"sha256-lf:{hashlib.sha256(lf).hexdigest()}"
-    assert registry.check_file(tmp_path / "lf", (spec,)) == spec
-    assert registry.check_file(tmp_path / "crlf", ("md5:" + "0" * 32, spec)) == spec
+    assert check_file(tmp_path / "lf", (spec,)) == spec
+    assert check_file(tmp_path / "crlf", ("md5:" + "0" * 32, spec)) == spec
 
 
 def test_verify_corrupt_zip_names_the_file(tmp_path, capsys):

@@ -1,5 +1,6 @@
 """Omniglot: reading zips or folders, count checks, the tensor cache, splits (real data test skips if absent)."""
 
+import dataclasses
 import hashlib
 import io
 import os
@@ -12,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from cs330.data import registry
+from cs330.data import omniglot, registry
 from cs330.data.episodes import EpisodeSampler
 from cs330.data.omniglot import (ALPHABETS, Omniglot, OmniglotIncompleteError, cache_path, load_omniglot,
                                  split_indices, with_rotations)
@@ -131,8 +132,10 @@ def test_fetch_omniglot_from_file_urls(tmp_path, cache, monkeypatch):
     src = make_fake(tmp_path / "mirror")
     zips = {p: (f"sha256:{hashlib.sha256((src / f'{p}.zip').read_bytes()).hexdigest()}",)
             for p in ("images_background", "images_evaluation")}
-    monkeypatch.setattr(registry, "OMNIGLOT_ZIPS", zips)
-    monkeypatch.setattr(registry, "TORCHVISION_OMNIGLOT", src.as_uri())
+    folder = "omniglot/omniglot-py"
+    mirrored = dataclasses.replace(omniglot.SPECS[0], files={f"{folder}/{p}.zip": h for p, h in zips.items()},
+                                   urls={f"{folder}/{p}.zip": f"{src.as_uri()}/{p}.zip" for p in zips})
+    monkeypatch.setattr(omniglot, "SPECS", (mirrored,))
     root = tmp_path / "root"
     registry.fetch("omniglot", root)
     assert sorted(p.name for p in (root / "omniglot" / "omniglot-py").iterdir()) == [

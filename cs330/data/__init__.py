@@ -5,7 +5,8 @@
 - ``movielens``  MovieLens 100K and latest-small as tensors; splits; implicit interactions
 - ``text``       SST-2, AG News, clothing reviews, bAbI, XSum; k-shot sampling
 - ``synthetic``  embedded defaults needing no files: glyphs, low-rank ratings, regression tasks
-- ``download``, ``registry``, ``cli``  verified downloads and ``cs330 data``
+- ``spec``       a dataset's specification (files, checksums, URLs, counts): each dataset module declares its ``SPECS``
+- ``download``, ``registry``, ``cli``  verified downloads; the registry collects the modules' ``SPECS``; ``cs330 data``
 """
 
 from cs330.data.episodes import Episode, EpisodeSampler, NonExclusiveEpisodeSampler

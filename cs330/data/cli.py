@@ -19,7 +19,7 @@ def _root_source(root) -> str:
 def cmd_info(args) -> int:
     print(f"data root:  {data_root(args.root)}  ({_root_source(args.root)})")
     print(f"cache root: {cache_root()}")
-    for name in registry.datasets(args.root):
+    for name in registry.datasets():
         report = registry.verify(name, args.root)
         print(f"  {name:18s} {report.status:10s} {report.dataset.description}")
     return 0
@@ -27,7 +27,7 @@ def cmd_info(args) -> int:
 
 def cmd_verify(args) -> int:
     try:
-        names = [registry.get(args.name, args.root).name] if args.name else list(registry.datasets(args.root))
+        names = [registry.get(args.name).name] if args.name else list(registry.datasets())
     except KeyError as e:
         print(f"error: {e.args[0]}")
         return 2
@@ -53,7 +53,7 @@ def cmd_verify(args) -> int:
 
 def cmd_download(args) -> int:
     try:
-        ds = registry.get(args.name, args.root)
+        ds = registry.get(args.name)
         report = registry.fetch(ds.name, args.root, only_missing=not args.force, progress=True)
     except KeyError as e:
         print(f"error: {e.args[0]}")

