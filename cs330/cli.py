@@ -11,15 +11,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
+    from cs330.data import cli as data_cli
     from cs330.grading import cli as grading_cli
 
     grading_cli.add_parsers(sub)
-    try:
-        from cs330.data import cli as data_cli
-    except ImportError:  # the data room may not provide a CLI yet
-        data_cli = None
-    if data_cli is not None:
-        data_cli.add_parser(sub)
+    data_cli.add_parser(sub)
     return parser
 
 

@@ -105,11 +105,11 @@ def resolve(name: str) -> Resolved:
 
 def _hub_cached(hub_id: str) -> bool:
     """Whether the hub cache already holds ``hub_id`` (short names like gpt2 resolve to a hub id too)."""
-    try:
-        from huggingface_hub import try_to_load_from_cache
+    from huggingface_hub import try_to_load_from_cache  # installed with transformers
 
+    try:
         return isinstance(try_to_load_from_cache(hub_id, "config.json"), str)
-    except Exception:  # no huggingface_hub, or a name that is not a valid hub id
+    except ValueError:  # huggingface_hub's HFValidationError: a name that is not a valid hub id
         return False
 
 
