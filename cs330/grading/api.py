@@ -66,6 +66,19 @@ def graded(test_id: str, points: float = 1, timeout: float | None = None, visibi
     return decorate
 
 
+def expect_tensor(value, what: str, shape: tuple | None = None):
+    """``value`` if it is a ``torch.Tensor`` (of ``shape``, if given); otherwise the test fails,
+    saying what ``what`` gave instead. Use it on every tensor a student function returns."""
+    import torch
+
+    if not isinstance(value, torch.Tensor):
+        kind = "None" if value is None else repr(value) if type(value).__name__ == "Remote" else type(value).__name__
+        pytest.fail(f"{what} must return a torch.Tensor, got {kind}", pytrace=False)
+    if shape is not None and tuple(value.shape) != tuple(shape):
+        pytest.fail(f"{what} must return shape {tuple(shape)}, got {tuple(value.shape)}", pytrace=False)
+    return value
+
+
 def submission_dir(caller_file: str | None = None) -> Path:
     """The folder holding the code under test: the autograder's workspace, or the homework
     folder that contains the calling test file."""

@@ -20,8 +20,8 @@ def add_parsers(sub) -> None:
     p.add_argument("hw", help="homework name, folder, or an autograder bundle folder")
     p.add_argument("submission", type=Path, help="a submission folder or zip; or a folder of them (batch)")
     p.add_argument("--results", type=Path, help="where to write results.json (single) [default: ./results.json]")
-    p.add_argument("--out", type=Path, help="batch: folder for the gradebook and per-submission results [default: ./grades]")
-    p.add_argument("--batch", action="store_true", help="treat SUBMISSION as a folder of submissions (auto-detected otherwise)")
+    p.add_argument("--out", type=Path, help="grade SUBMISSION as a folder of submissions, into this folder (gradebook + results)")
+    p.add_argument("--batch", action="store_true", help="grade SUBMISSION as a folder of submissions (into --out, default ./grades)")
     p.add_argument("--jobs", type=int, default=1, help="parallel test processes (single) or submissions (batch)")
     p.set_defaults(func=cmd_grade)
 
@@ -65,8 +65,12 @@ def cmd_grade(args) -> int:
     if not args.submission.exists():
         print(f"cs330 grade: {args.submission} does not exist", file=sys.stderr)
         return 2
-    batch = args.batch or (args.submission.is_dir() and _looks_like_batch(target, args.submission))
-    if batch:
+    # A batch only when asked for (--batch or --out): a single submission can never be mistaken for
+    # one, and Gradescope's run_autograder (single, --results) always writes its results.json.
+    if not (args.batch or args.out) and args.submission.is_dir() and _looks_like_batch(target, args.submission):
+        print(f"note: {args.submission} looks like a folder of submissions; grading it as one submission "
+              "(use --batch or --out to grade each entry)", file=sys.stderr)
+    if args.batch or args.out:
         gradebook = grader.grade_batch(target, args.submission, args.out or Path("grades"), jobs=args.jobs)
         print(f"gradebook: {gradebook}")
         return 0

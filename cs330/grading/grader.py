@@ -11,6 +11,7 @@ import csv
 import json
 import os
 import shutil
+import stat
 import tempfile
 import time
 import zipfile
@@ -33,6 +34,7 @@ class Report:
     missing: list[str] = field(default_factory=list)
     fault: str = ""
     sandbox: str = ""
+    notes: list[str] = field(default_factory=list)  # what was left out of the submission, and why
 
     @property
     def score(self) -> float:
@@ -56,6 +58,9 @@ class Report:
         summary = [f"Score: {_fmt(self.score)} / {_fmt(self.max_score)}"]
         if self.missing:
             summary.append("Missing from your submission: " + ", ".join(self.missing))
+        if self.notes:
+            summary.append("Left out of your submission:\n" + "\n".join(f"  {n}" for n in self.notes[:50]))
+        summary.append(f"Sandbox: {self.sandbox}")
         if self.fault:
             summary.append("The autograder could not run the tests (this is not your fault; tell the course staff):\n" + self.fault)
         return {"score": self.score, "execution_time": round(self.execution_time, 3), "output": "\n".join(summary),
@@ -76,6 +81,8 @@ class Report:
             lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths)))
         if self.missing:
             lines.append("missing: " + ", ".join(self.missing))
+        for note in self.notes[:50]:
+            lines.append("left out: " + note)
         if self.fault:
             lines.append("GRADER FAULT: " + self.fault)
         return "\n".join(lines)
@@ -115,12 +122,18 @@ def grade_bundle(bundle: Path, submission: Path, jobs: int = 1, hide: list[Path]
     private, workspace = runner.new_job_dirs(folder)
     try:
         shutil.copytree(bundle / "starter", workspace)
-        source = _unpack(submission, private / "unpacked", hw)
-        report.missing = _overlay(hw, source, workspace)
+        try:
+            source = _unpack(submission, private / "unpacked", hw, report.notes)
+        except ValueError as e:  # not a zip, a link: graded as if nothing was handed in
+            report.notes.append(str(e))
+            source = private / "unpacked"
+            shutil.rmtree(source, ignore_errors=True)
+            source.mkdir(parents=True)
+        report.missing = _overlay(hw, source, workspace, report.notes)
         cores = os.cpu_count() or 1
         job = runner.Job(tests=bundle / "tests", workspace=workspace, private=private, reference=bundle / "reference",
                          modules=hw.submitted_modules(), hide=[bundle, submission, *hide], timeout=hw.timeout,
-                         memory_mb=hw.memory_mb, grace=hw.grace, threads=max(1, cores // max(1, jobs)), trusted=hw.trusted,
+                         memory_mb=hw.memory_mb, disk_mb=hw.disk_mb, grace=hw.grace, threads=max(1, cores // max(1, jobs)), trusted=hw.trusted,
                          probes=hw.probe_files(bundle / "tests"), uid=runner.new_uid(), total_timeout=hw.total_timeout)
         try:
             if jobs > 1:
@@ -138,47 +151,126 @@ def grade_bundle(bundle: Path, submission: Path, jobs: int = 1, hide: list[Path]
     return report
 
 
-def _unpack(submission: Path, dest: Path, hw: homework.Homework) -> Path:
-    """The folder holding the submitted files (a zip is extracted safely; a wrapping folder is skipped)."""
+MAX_FILES = 2000  # files taken from one submission
+MAX_BYTES = 512 << 20  # bytes taken from one submission, all files together
+MAX_FILE_BYTES = 256 << 20  # bytes of any one file
+
+
+def _unpack(submission: Path, dest: Path, hw: homework.Homework, notes: list[str]) -> Path:
+    """A private copy of the submitted files (from a zip or a folder), and the folder inside it that
+    holds them (a single wrapping folder is skipped). Links are never followed, sizes and counts are
+    capped, and odd entries are left out; each thing left out is said in ``notes``."""
+    if submission.is_symlink():
+        raise ValueError(f"{submission} is a symbolic link: submissions are never followed through links")
     if not submission.exists():
         raise FileNotFoundError(f"submission {submission} does not exist")
+    dest.mkdir(parents=True)
+    budget = {"files": MAX_FILES, "bytes": MAX_BYTES}
     if submission.is_file():
         if not zipfile.is_zipfile(submission):
             raise ValueError(f"{submission} is neither a folder nor a zip file")
-        dest.mkdir(parents=True)
         with zipfile.ZipFile(submission) as zf:
             for info in zf.infolist():
-                target = (dest / info.filename).resolve()
-                if not target.is_relative_to(dest.resolve()):
-                    continue  # a path that climbs out of the folder ("../x") is ignored
+                rel = _safe_name(info.filename, notes)
+                if rel is None:
+                    continue
                 if info.is_dir():
-                    target.mkdir(parents=True, exist_ok=True)
-                elif info.file_size <= 512 << 20:
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    with zf.open(info) as src, open(target, "wb") as out:
-                        shutil.copyfileobj(src, out)
-        submission = dest
+                    _make_dir(dest, rel, notes)
+                elif stat.S_ISLNK(info.external_attr >> 16):
+                    notes.append(f"{info.filename}: a symbolic link, left out")
+                elif info.flag_bits & 0x1:
+                    notes.append(f"{info.filename}: encrypted, left out")
+                else:
+                    with zf.open(info) as src:
+                        _take_file(src, dest, rel, budget, notes)
+    else:
+        for folder, dirs, files in os.walk(submission):  # os.walk never descends into linked folders
+            base = Path(folder).relative_to(submission)
+            for name in sorted(dirs):
+                if (Path(folder) / name).is_symlink():
+                    notes.append(f"{(base / name).as_posix()}: a symbolic link, left out")
+                else:
+                    _make_dir(dest, base / name, notes)
+            for name in sorted(files):
+                path = Path(folder) / name
+                if path.is_symlink() or not path.is_file():
+                    notes.append(f"{(base / name).as_posix()}: {'a symbolic link' if path.is_symlink() else 'not a regular file'}, left out")
+                    continue
+                with open(path, "rb") as src:
+                    _take_file(src, dest, base / name, budget, notes)
     # A zip of the folder itself ("hw0_multitask/model.py"): look inside the single wrapping folder.
-    entries = [p for p in submission.iterdir() if not p.name.startswith((".", "__MACOSX"))]
-    if len(entries) == 1 and entries[0].is_dir() and _n_submitted(hw, entries[0]) > _n_submitted(hw, submission):
+    entries = [p for p in dest.iterdir() if not p.name.startswith((".", "__MACOSX"))]
+    if len(entries) == 1 and entries[0].is_dir() and _n_submitted(hw, entries[0]) > _n_submitted(hw, dest):
         return entries[0]
-    return submission
+    return dest
+
+
+def _safe_name(name: str, notes: list[str]) -> Path | None:
+    """A zip entry's name as a safe relative path, or None (noted) when it is not one."""
+    parts = name.rstrip("/").split("/")
+    odd = (not name or name.startswith("/") or "\\" in name or any(ord(c) < 32 for c in name)
+           or any(p in ("", ".", "..") for p in parts) or ":" in parts[0])
+    if odd:
+        notes.append(f"{name!r}: not a plain relative path, left out")
+        return None
+    return Path(*parts)
+
+
+def _make_dir(dest: Path, rel: Path, notes: list[str]) -> None:
+    target = dest / rel
+    if target.exists() and not target.is_dir():
+        notes.append(f"{rel.as_posix()}: both a file and a folder; the folder is left out")
+        return
+    target.mkdir(parents=True, exist_ok=True)
+
+
+def _take_file(src, dest: Path, rel: Path, budget: dict, notes: list[str]) -> None:
+    """Copy one file into ``dest``, within the submission's file and byte budgets."""
+    target = dest / rel
+    if budget["files"] <= 0:
+        if budget["files"] == 0:
+            notes.append(f"more than {MAX_FILES} files: the rest are left out")
+            budget["files"] = -1
+        return
+    if target.exists() or any(p.exists() and not p.is_dir() for p in target.parents):
+        notes.append(f"{rel.as_posix()}: {'given twice' if target.is_file() else 'a file where a folder is (or the reverse)'}; left out")
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    written, limit = 0, min(MAX_FILE_BYTES, budget["bytes"])
+    with open(target, "wb") as out:
+        for chunk in iter(lambda: src.read(1 << 20), b""):
+            written += len(chunk)
+            if written > limit:
+                break
+            out.write(chunk)
+    if written > limit:
+        target.unlink()
+        why = f"over {MAX_FILE_BYTES >> 20} MB" if limit == MAX_FILE_BYTES else f"past the submission's {MAX_BYTES >> 20} MB in all"
+        notes.append(f"{rel.as_posix()}: {why}, left out")
+        return
+    budget["files"] -= 1
+    budget["bytes"] -= written
 
 
 def _n_submitted(hw: homework.Homework, root: Path) -> int:
     return sum(1 for p in root.rglob("*") if p.is_file() and hw.is_submitted(p.relative_to(root)))
 
 
-def _overlay(hw: homework.Homework, source: Path, workspace: Path) -> list[str]:
+def _overlay(hw: homework.Homework, source: Path, workspace: Path, notes: list[str]) -> list[str]:
     """Copy the submitted files over the starter code; returns the expected files that were missing."""
     found = set()
     for path in sorted(source.rglob("*")):
-        if path.is_file() and not path.is_symlink():
-            rel = path.relative_to(source)
-            if hw.is_submitted(rel):
-                (workspace / rel).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(path, workspace / rel)
-                found.add(rel.as_posix())
+        rel = path.relative_to(source)
+        if path.is_dir() and hw.is_submitted(rel) and rel.suffix == ".py":
+            notes.append(f"{rel.as_posix()} is a folder; a file was expected")
+        if path.is_file() and not path.is_symlink() and hw.is_submitted(rel):
+            target = workspace / rel
+            if target.is_dir():
+                notes.append(f"{rel.as_posix()}: the starter code has a folder there; left out")
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+            found.add(rel.as_posix())
     missing = []
     for pattern in hw.submit:
         if not any(homework.matches(f, [pattern]) for f in found):

@@ -12,6 +12,7 @@
     timeout = 60                        # default seconds per test (a test's own `timeout=` wins)
     total_timeout = 1800                # seconds for a whole submission
     memory_mb = 4096                    # extra memory the student's process may take
+    disk_mb = 1024                      # its writable space: the workspace, and /tmp (each)
     grace = 15                          # seconds past a timeout before a test process is killed
     probes = ["probes.py"]              # modules in `tests` whose functions may run beside student code
     trusted = true                      # student code runs only in the sandboxed worker (false: legacy,
@@ -51,6 +52,7 @@ class Homework:
     timeout: float = 60.0
     total_timeout: float = 1800.0
     memory_mb: int = 4096
+    disk_mb: int = 1024
     grace: float = 15.0
     probes: list[str] = field(default_factory=lambda: ["probes.py"])
     trusted: bool = True
@@ -113,7 +115,7 @@ def load(folder: str | Path) -> Homework:
     unknown = set(config) - known
     if unknown or "name" not in config:
         raise HomeworkError(f"{config_path}: needs `name`; known keys are {sorted(known)}, got {sorted(config)}")
-    keys = ("timeout", "total_timeout", "memory_mb", "grace", "probes", "trusted")
+    keys = ("timeout", "total_timeout", "memory_mb", "disk_mb", "grace", "probes", "trusted")
     if set(grading) - set(keys):
         raise HomeworkError(f"{config_path}: [grading] keys are {sorted(keys)}, got {sorted(grading)}")
     return Homework(root=root, **config, **{k: grading[k] for k in keys if k in grading})

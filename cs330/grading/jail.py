@@ -118,6 +118,20 @@ def describe_exit(code: int | None) -> str:
     return f"exit code {code}"
 
 
+def kill_user(uid: int) -> None:
+    """SIGKILL every process of ``uid`` (a child that becomes ``uid`` and signals all it may):
+    in ``setuid`` mode, what a submission left running outside any PID namespace."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setresgid(uid, uid, uid)
+            os.setresuid(uid, uid, uid)
+            os.kill(-1, signal.SIGKILL)
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+
+
 def command(mode: str) -> list[str]:
     """What goes in front of the worker's command line for ``mode``."""
     if mode == "namespaces":

@@ -53,6 +53,12 @@ def argparse_suppress():
 def pytest_configure(config):
     config.addinivalue_line("markers", "cs330(id, points, hidden, visibility): a graded test (set by cs330.grading.graded)")
     fd = config.getoption("--cs330-report-fd")
+    if fd is not None and config.getoption("--cs330-worker") is not None:
+        # the trusted test process: not dumpable, so a worker running as the same user (the
+        # `process` mode) cannot open its descriptors or memory through /proc, nor ptrace it
+        import ctypes
+
+        ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE = 4
     if fd is not None:
         config.pluginmanager.register(GraderReporter(os.fdopen(fd, "w", buffering=1), config), "cs330-grader-reporter")
 

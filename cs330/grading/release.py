@@ -12,6 +12,7 @@ check that would still appear somewhere in the student tree.
 
 from __future__ import annotations
 
+import re
 import shutil
 import zipfile
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from cs330.grading import markers
 from cs330.grading.homework import Homework, matches
 
 MIN_LEAK_CHARS = 20  # removed lines at least this long must not appear anywhere in the student tree
-HIDDEN_ONLY = ("reference_module(",)
+HIDDEN_ONLY = re.compile(r"reference_module\(|\breference\.\w")  # the reference, used outside a hidden region
 TEXT_SUFFIXES = {".py", ".md", ".txt", ".toml", ".cfg", ".ini", ".json", ".yaml", ".yml", ".sh", ".csv", ".ipynb"}
 
 
@@ -55,6 +56,7 @@ def build_student_tree(hw: Homework, dest: Path) -> StudentTree:
     """Write the student copy of ``hw`` into ``dest`` (which must not exist yet)."""
     if dest.exists():
         raise ReleaseError(f"{dest} already exists; remove it or pick another --out")
+    check_probes(hw)
     tree = StudentTree(root=dest)
     removed: list[tuple[str, str]] = []  # (where it came from, the line)
     shipped = set(student_files(hw))
@@ -86,9 +88,18 @@ def build_student_tree(hw: Homework, dest: Path) -> StudentTree:
 
 def _check_hidden_only(text: str, src: Path) -> None:
     for n, line in enumerate(text.splitlines(), 1):
-        for name in HIDDEN_ONLY:
-            if name in line and not line.lstrip().startswith("#"):
-                raise ReleaseError(f"{src}:{n}: {name[:-1]} is only for hidden checks; put this line inside BEGIN HIDDEN / END HIDDEN")
+        found = HIDDEN_ONLY.search(line)
+        if found and not line.lstrip().startswith("#"):
+            name = "reference_module" if found.group(0).startswith("reference_module") else "the reference fixture"
+            raise ReleaseError(f"{src}:{n}: {name} is only for hidden checks; put this line inside BEGIN HIDDEN / END HIDDEN")
+
+
+def check_probes(hw: Homework) -> None:
+    """Probe modules run beside student code, so they must hold nothing hidden."""
+    for path in hw.probe_files():
+        text = path.read_text()
+        if markers.is_hidden_file(text) or markers.ANY_MARKER.search(text):
+            raise ReleaseError(f"{path}: a probe module runs in the student's process, so it must hold no hidden checks or markers")
 
 
 def _check_no_markers(src: Path) -> None:

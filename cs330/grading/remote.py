@@ -21,6 +21,7 @@ import json
 import os
 import secrets
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -86,6 +87,8 @@ class Worker:
         out_r, out_w = os.pipe()
         cfg = {**self.config, "fds": [requests_r, replies_w]}
         cmd = [*jail.command(cfg["mode"]), sys.executable, "-I", "-m", "cs330.grading.worker", json.dumps(cfg)]
+        if shutil.which("setpriv"):  # if this test process is killed, its worker goes with it
+            cmd = ["setpriv", "--pdeathsig", "KILL", *cmd]
         # the worker's fds: 0 /dev/null, 1-2 its output, and its channel; nothing else is inherited
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out_w, stderr=out_w, env=cfg["env"], cwd="/",
                                      pass_fds=(requests_r, replies_w), close_fds=True, start_new_session=True)
@@ -106,6 +109,8 @@ class Worker:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+        if self.config["mode"] == "setuid":  # no PID namespace: end every process of the job's own user
+            jail.kill_user(self.config["uid"])
         try:
             self.proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
@@ -282,6 +287,15 @@ class Remote:
 
     def __repr__(self) -> str:
         return f"<{self._label} in your code's process>"
+
+    # A Remote is not data: it cannot be compared, tested for truth or turned into a number here
+    # (an object that claims to equal anything must not pass a check). Tests that expect a tensor
+    # check ``isinstance(out, torch.Tensor)`` first.
+    def _not_data(self, *_):
+        raise NotAResult(f"{self._label} is not a tensor, number or string, so it cannot be checked here")
+
+    __bool__ = __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = __float__ = __int__ = __index__ = __contains__ = _not_data
+    __hash__ = object.__hash__
 
 
 class Student:

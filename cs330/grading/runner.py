@@ -69,6 +69,7 @@ class Job:
     hide: list[Path] = field(default_factory=list)
     timeout: float = 60.0
     memory_mb: int = 4096
+    disk_mb: int = 1024  # the worker's workspace and /tmp, each
     grace: float = 15.0  # seconds past a test's own timeout before its process is killed
     threads: int = 1
     log: list[str] = field(default_factory=list)
@@ -280,6 +281,8 @@ def _run_process(job: Job, ids: list[Outcome] | None, collect_only: bool = False
         malformed = True
     finally:
         code = _reap(proc)
+        if job.trusted and jail.available_mode() == "setuid":
+            jail.kill_user(job.uid)  # whatever the worker left running, even if its test process was killed
         console.join()
         shutil.rmtree(basetemp, ignore_errors=True)
         shutil.rmtree(run_dir, ignore_errors=True)
@@ -343,7 +346,7 @@ def worker_config(job: Job, run_dir: Path) -> dict:
             env[var] = os.environ[var]
     return {"mode": mode, "uid": job.uid, "root": str(root), "workspace": str(job.workspace), "folder": job.workspace.name,
             "binds": jail.read_only_paths(), "probes": str(probes) if job.probes else "", "probe_modules": sorted(p.stem for p in job.probes),
-            "workspace_mb": 1024, "tmp_mb": 512, "memory_mb": job.memory_mb, "file_mb": 512, "nproc": 256, "env": env}
+            "workspace_mb": job.disk_mb, "tmp_mb": job.disk_mb, "memory_mb": job.memory_mb, "file_mb": job.disk_mb, "nproc": 256, "env": env}
 
 
 def _hideable(paths: list[Path], keep: list[Path]) -> list[str]:

@@ -55,7 +55,25 @@ def main(argv: list[str]) -> None:
             finally:
                 os._exit(0)
         _, status = os.waitpid(pid, 0)
+        if cfg["mode"] != "process":
+            _kill_the_rest()
         wire.write(REPLIES, {"session": session, "ended": status})
+
+
+def _kill_the_rest() -> None:
+    """End whatever the test's code left running (its own children, daemons in a session of their
+    own): everything this user may signal, which in the jail is only this submission's processes."""
+    import signal
+
+    try:
+        os.kill(-1, signal.SIGKILL)
+    except OSError:
+        pass
+    while True:
+        try:
+            os.waitpid(-1, 0)  # as PID 1 of the namespace, orphans are ours to reap
+        except ChildProcessError:
+            return
 
 
 def _read():

@@ -235,7 +235,7 @@ def test_hostile_messages_explain(hostile_batch):
     assert "Missing from your submission: toy.py" in results_of(out, "missing_code")["output"]
     assert "Timeout" in first["infinite_loop"] or "Timed out" in first["infinite_loop"]
     assert "Timed out" in first["ignores_alarm"]
-    assert "died while running this test" in first["os_exit"]
+    assert "your code's process died (exit code 0)" in first["os_exit"]
     assert "segmentation fault" in first["segfault"]
     assert "MemoryError" in first["memory_bomb"]
     assert "characters cut" in results_of(out, "huge_output")["tests"][3]["output"]
@@ -248,7 +248,7 @@ def test_batch_gradebook_and_bad_entries(hostile_batch):
     assert rows["tamper"][1] == "8" and rows["syntax_error"][1] == "1"
     assert rows["zip_slip"][1] == "8", "a zip's safe entries are graded, its escaping entry ignored"
     assert not (folder.parent / "escaped.py").exists() and not (folder / "escaped.py").exists()
-    assert rows["not_a_zip"][3] == "fault"
+    assert rows["not_a_zip"][3] == "missing files" and rows["not_a_zip"][1] == "0", "graded as if nothing was handed in"
     assert "neither a folder nor a zip" in results_of(out, "not_a_zip")["output"]
     # the tampering submission could not touch other results, the tests, or files outside its workspace
     assert results_of(out, "syntax_error")["score"] == 1

@@ -97,3 +97,20 @@ def test_cs330_test_runs_one_id(toyhw):
     from cs330.cli import main
 
     assert main(["test", str(toyhw.root), "1a-0-basic"]) == 0
+
+
+def test_release_refuses_reference_fixture_outside_hidden(tmp_path, toyhw):
+    hw_dir = tmp_path / "peek2"
+    shutil.copytree(toyhw.root, hw_dir)
+    test = hw_dir / "tests" / "test_toy.py"
+    test.write_text(test.read_text() + "\n\ndef test_y(student, reference):\n    assert reference.toy.scale(1, 2) == 2\n")
+    with pytest.raises(release.ReleaseError, match=r"test_toy\.py:\d+: the reference fixture is only for hidden checks"):
+        release.release(homework.load(hw_dir), tmp_path / "out")
+
+
+def test_release_refuses_secret_probes(tmp_path, toyhw):
+    hw_dir = tmp_path / "probe"
+    shutil.copytree(toyhw.root, hw_dir)
+    (hw_dir / "tests" / "probes.py").write_text("def p(code):\n    # BEGIN HIDDEN\n    return 1\n    # END HIDDEN\n")
+    with pytest.raises(release.ReleaseError, match=r"probes\.py: a probe module runs in the student's process"):
+        release.release(homework.load(hw_dir), tmp_path / "out")
