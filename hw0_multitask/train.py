@@ -27,6 +27,7 @@ import model as mt
 from cs330.data.movielens import MovieLens
 from cs330.data.root import DataNotFoundError
 from cs330.data.synthetic import make_ratings
+from cs330.training.metrics import mean_reciprocal_rank, pairwise_mrr, rmse
 
 HERE = Path(__file__).resolve().parent
 DEFAULTS = dict(dim=32, hidden=64, dropout=0.3, epochs=30, batch_size=512, lr=2e-3, weight_decay=5e-4)
@@ -57,34 +58,6 @@ def load_data(kind: str = "real", seed: int = 0, test_fraction: float = 0.1) -> 
 
 
 @torch.no_grad()
-def mean_reciprocal_rank(scores: Tensor, seen: Tensor, relevant: Tensor) -> float:
-    """MRR of the first relevant item: scores, seen, relevant are (U, n_items) (floats, bool, bool).
-
-    Seen (training) items are removed from the ranking; for each user with at least one relevant
-    (held-out) item, the reciprocal rank of the best-ranked relevant item among all unseen items,
-    averaged over those users. Ties count against the relevant item.
-    """
-    scores = scores.masked_fill(seen, float("-inf"))
-    best = scores.masked_fill(~relevant, float("-inf")).max(dim=1).values  # (U,)
-    rank = (scores >= best[:, None]).sum(dim=1)  # the item itself, every better item, and every tie
-    has = relevant.any(dim=1)
-    return float((1.0 / rank[has].double()).mean()) if has.any() else 0.0
-
-
-@torch.no_grad()
-def pairwise_mrr(scores: Tensor, seen: Tensor, users: Tensor, items: Tensor) -> float:
-    """Mean over held-out pairs (users[k], items[k]) of 1 / rank of the item among the user's unseen
-    items (other held-out items included). A stricter variant of MRR, for comparison."""
-    scores = scores.masked_fill(seen, float("-inf"))
-    total = 0.0
-    for k in range(0, len(users), 4096):
-        u, i = users[k:k + 4096], items[k:k + 4096]
-        rank = (scores[u] >= scores[u, i][:, None]).sum(dim=1)  # ties count against the item
-        total += float((1.0 / rank.double()).sum())
-    return total / max(len(users), 1)
-
-
-@torch.no_grad()
 def evaluate(model: mt.MultiTaskRecommender, train: MovieLens, test: MovieLens) -> dict[str, float]:
     """Test MSE and RMSE of the rating head (predictions clipped to [1, 5]); MRR of the ranking head over
     all items, seen (training) ones masked: per user (``mrr``) and per held-out pair (``mrr_pairs``)."""
@@ -92,14 +65,14 @@ def evaluate(model: mt.MultiTaskRecommender, train: MovieLens, test: MovieLens) 
     model.eval()
     pred = torch.cat([model.predict_rating(test.users[i:i + 65536], test.items[i:i + 65536])
                       for i in range(0, len(test), 65536)])
-    mse = float(((pred.clamp(1, 5) - test.ratings) ** 2).mean())
+    error = rmse(pred, test.ratings)
     users = torch.arange(train.n_users, device=train.users.device)
     scores = model.score_all(users)
     seen = train.interactions().mask()
     mrr = mean_reciprocal_rank(scores, seen, test.interactions().mask())
     mrr_pairs = pairwise_mrr(scores, seen, test.users, test.items)
     model.train(was_training)
-    return {"mse": mse, "rmse": mse**0.5, "mrr": mrr, "mrr_pairs": mrr_pairs}
+    return {"mse": error**2, "rmse": error, "mrr": mrr, "mrr_pairs": mrr_pairs}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -108,14 +81,17 @@ def evaluate(model: mt.MultiTaskRecommender, train: MovieLens, test: MovieLens) 
 
 def fit(model: mt.MultiTaskRecommender, train: MovieLens, test: MovieLens, epochs: int = 30, lam: float = 0.5,
         weighting: str = "fixed", batch_size: int = 512, lr: float = 2e-3, weight_decay: float = 5e-4,
-        seed: int = 0, progress: bool = True, log=print) -> list[dict]:
+        seed: int = 0, progress: bool = True, log=print, evaluator=None) -> list[dict]:
     """Train ``model`` (already on the data's device) and evaluate after every epoch.
 
     Each step takes a minibatch of ratings (rating loss) and one of BPR triples (ranking loss), one
     triple per training interaction with a freshly sampled negative each epoch. The weighting is
     "fixed" (lam), "uncertainty" (UncertaintyWeighting) or "pcgrad" (pcgrad_backward; lam unused).
-    ``weight_decay`` is Adam's (coupled) L2 penalty on the model's parameters. Returns one dict per epoch.
+    ``weight_decay`` is Adam's (coupled) L2 penalty on the model's parameters. After each epoch,
+    ``evaluator(model, train, test)`` (default ``evaluate``) gives the metrics of that epoch's row.
+    Returns one dict per epoch.
     """
+    evaluator = evaluator or evaluate
     if weighting not in ("fixed", "uncertainty", "pcgrad"):
         raise ValueError(f"weighting must be fixed, uncertainty or pcgrad, got {weighting!r}")
     device = train.users.device
@@ -148,7 +124,7 @@ def fit(model: mt.MultiTaskRecommender, train: MovieLens, test: MovieLens, epoch
                 (weigher(losses) if weigher is not None else mt.weighted_loss(losses, lam)).backward()
             opt.step()
             sums += losses.detach()
-        metrics = evaluate(model, train, test)
+        metrics = evaluator(model, train, test)
         row = {"epoch": epoch, "loss_rank": float(sums[0] / n_steps), "loss_rate": float(sums[1] / n_steps), **metrics,
                "time_s": round(time.perf_counter() - start, 2)}
         if cosines:  # PCGrad: how aligned the task gradients on the shared parameters were
