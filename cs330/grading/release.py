@@ -163,12 +163,12 @@ def release(hw: Homework, out: Path) -> dict[str, Path]:
     staging = out / f".{hw.name}-autograder"
     shutil.rmtree(staging, ignore_errors=True)
     build_bundle(hw, staging / "homework")
-    package_src = Path(cs330.__file__).parent
-    shutil.copytree(package_src, staging / "cs330_package" / "cs330", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    repo_pyproject = package_src.parent / "pyproject.toml"
-    if repo_pyproject.is_file():
-        shutil.copy2(repo_pyproject, staging / "cs330_package" / "pyproject.toml")
-        (staging / "cs330_package" / "README.md").write_text("cs330 toolchain (copied by cs330 release)\n")
+    stage_package(staging / "cs330_package")
+    wheel = build_wheel(staging / "cs330_package", out)
+    with zipfile.ZipFile(student_zip, "a") as zf:  # the package, beside the homework folder: students need nothing else
+        info = zipfile.ZipInfo(wheel.name, date_time=(2020, 1, 1, 0, 0, 0))
+        info.external_attr = 0o100644 << 16
+        zf.writestr(info, wheel.read_bytes(), zipfile.ZIP_STORED)
     (staging / "requirements.txt").write_text("\n".join(_requirements()) + "\n")
     (staging / "setup.sh").write_text(SETUP_SH)
     (staging / "run_autograder").write_text(RUN_AUTOGRADER)
@@ -176,7 +176,35 @@ def release(hw: Homework, out: Path) -> dict[str, Path]:
         (staging / script).chmod(0o755)
     autograder_zip = zip_folder(staging, out / f"{hw.name}-autograder.zip")
     shutil.rmtree(staging)
-    return {"student": student_root, "student_zip": student_zip, "autograder_zip": autograder_zip}
+    return {"student": student_root, "student_zip": student_zip, "autograder_zip": autograder_zip, "wheel": wheel}
+
+
+def stage_package(dest: Path) -> Path:
+    """The ``cs330`` package alone (no homework folder, no tests), ready for pip: ``dest/cs330`` and
+    ``dest/pyproject.toml``."""
+    package_src = Path(cs330.__file__).parent
+    shutil.copytree(package_src, dest / "cs330", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    repo_pyproject = package_src.parent / "pyproject.toml"
+    if not repo_pyproject.is_file():
+        raise ReleaseError(f"{repo_pyproject} is missing: release from a course repository checkout")
+    shutil.copy2(repo_pyproject, dest / "pyproject.toml")
+    (dest / "README.md").write_text("cs330 toolchain (copied by cs330 release)\n")
+    return dest
+
+
+def build_wheel(package: Path, out: Path) -> Path:
+    """A wheel of the staged package in ``out`` (offline: no build isolation, no downloads)."""
+    import subprocess
+    import sys
+
+    for old in out.glob("cs330-*.whl"):
+        old.unlink()
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q",
+                           "-w", str(out), str(package)], capture_output=True, text=True)
+    wheels = sorted(out.glob("cs330-*.whl"))
+    if proc.returncode != 0 or not wheels:
+        raise ReleaseError(f"could not build the cs330 wheel:\n{proc.stderr[-2000:]}")
+    return wheels[0]
 
 
 def _requirements() -> list[str]:

@@ -79,8 +79,21 @@ class Worker:
         self.token = ""
         self.seq = 0
         self.deadline, self.limit = float("inf"), ""
+        self._starting: threading.Thread | None = None
+        self._start_error: BaseException | None = None
 
     # -- life cycle ---------------------------------------------------------------------------
+    def start_soon(self) -> None:
+        """Start the worker in the background (it imports torch while the tests are collected)."""
+        self._starting = threading.Thread(target=self._start_quietly, daemon=True)
+        self._starting.start()
+
+    def _start_quietly(self) -> None:
+        try:
+            self.start()
+        except BaseException as e:  # noqa: BLE001  (re-raised by begin)
+            self._start_error = e
+
     def start(self) -> None:
         requests_r, requests_w = os.pipe()
         replies_r, replies_w = os.pipe()
@@ -127,6 +140,11 @@ class Worker:
         """Start a test: a fresh child of the zygote, answering until :meth:`end`. ``deadline`` is
         the test's (time.monotonic), ``limit`` says what it is for the student ("60 s")."""
         self.deadline, self.limit = deadline, limit
+        if self._starting is not None:
+            self._starting.join()
+            self._starting, error, self._start_error = None, self._start_error, None
+            if error is not None:
+                raise error
         if self.proc is None or self.proc.poll() is not None:
             self.kill()
             self.start()

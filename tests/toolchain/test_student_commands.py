@@ -74,3 +74,25 @@ def test_enclosing_and_find(tmp_path, monkeypatch, toyhw):
     assert homework.enclosing() is None
     with pytest.raises(homework.HomeworkError, match="no homework called 'toyhw'"):
         homework.find("toyhw")  # the fixture lives under tests/, not at the repository's top level
+
+
+def test_students_get_the_package_without_the_repository(tmp_path, toy_release):
+    """The student zip holds the homework and a wheel of the cs330 package (no homework, no tests):
+    installed in an environment of its own, the public tests run against the student's code."""
+    with zipfile.ZipFile(toy_release["student_zip"]) as zf:
+        zf.extractall(tmp_path / "download")
+    (wheel,) = (tmp_path / "download").glob("cs330-*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        names = zf.namelist()
+    assert names and all(n.startswith(("cs330/", "cs330-")) for n in names), [n for n in names if not n.startswith("cs330")]
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)  # torch from the system
+    python = venv / "bin" / "python"
+    subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)], check=True)
+    folder = tmp_path / "download" / "toyhw"
+    where = subprocess.run([str(python), "-c", "import cs330, cs330.data.root as r; print(cs330.__file__); print(r.repo_root())"],
+                           cwd=folder, capture_output=True, text=True, check=True).stdout.split()
+    assert where[0].startswith(str(venv)) and where[1] == "None", f"cs330 must come from the wheel, not a repository: {where}"
+    proc = subprocess.run([str(python), "-m", "pytest", "tests", "-q"], cwd=folder, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1 and "NotImplementedError" in proc.stdout, proc.stdout[-3000:]
+    assert "6 failed" in proc.stdout, "every part of the starter is a stub, and it has no results yet\n" + proc.stdout[-3000:]
