@@ -96,11 +96,13 @@ def student(request):
         return
     from cs330.grading import remote
 
+    total = config.getoption("--cs330-deadline")
+    if time.monotonic() >= total:
+        raise remote.StudentTimeout("Timed out: not run, the submission used up its total time budget")
     worker = _worker(config)
     mark = request.node.get_closest_marker("timeout")
     limit = float(mark.args[0]) if mark and mark.args else config.getoption("--cs330-default-timeout")
     deadline = time.monotonic() + limit
-    total = config.getoption("--cs330-deadline")
     try:
         worker.begin(min(deadline, total), f"{limit:g} s" if deadline <= total else "the submission's total time budget")
     except remote.WorkerStartError as e:

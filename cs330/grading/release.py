@@ -138,6 +138,7 @@ RUN_AUTOGRADER = """#!/usr/bin/env bash
 # Gradescope runs this for each submission. Same code path as `cs330 grade`.
 cd /autograder/source
 mkdir -p /autograder/results
+chmod 700 /autograder/source  # the tests and the reference: the grader's alone, whatever sandbox mode it gets
 python3 -m cs330.cli grade /autograder/source/homework /autograder/submission \\
     --results /autograder/results/results.json
 """

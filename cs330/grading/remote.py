@@ -79,29 +79,26 @@ class Worker:
         self.token = ""
         self.seq = 0
         self.deadline, self.limit = float("inf"), ""
-        self._starting: threading.Thread | None = None
-        self._start_error: BaseException | None = None
+        self._ready = False
 
     # -- life cycle ---------------------------------------------------------------------------
     def start_soon(self) -> None:
-        """Start the worker in the background (it imports torch while the tests are collected)."""
-        self._starting = threading.Thread(target=self._start_quietly, daemon=True)
-        self._starting.start()
-
-    def _start_quietly(self) -> None:
-        try:
-            self.start()
-        except BaseException as e:  # noqa: BLE001  (re-raised by begin)
-            self._start_error = e
+        """Start the worker now, without waiting for it: it imports torch while the tests are
+        collected; the first :meth:`begin` waits for it to be ready."""
+        self._spawn()
 
     def start(self) -> None:
+        self._spawn()
+        self._await_ready()
+
+    def _spawn(self) -> None:
         requests_r, requests_w = os.pipe()
         replies_r, replies_w = os.pipe()
         out_r, out_w = os.pipe()
         cfg = {**self.config, "fds": [requests_r, replies_w]}
         cmd = [*jail.command(cfg["mode"]), sys.executable, "-I", "-m", "cs330.grading.worker", json.dumps(cfg)]
-        if shutil.which("setpriv"):  # if this test process is killed, its worker goes with it
-            cmd = ["setpriv", "--pdeathsig", "KILL", *cmd]
+        if shutil.which("setpriv"):  # if this test process dies, its worker goes with it
+            cmd = ["setpriv", "--pdeathsig", "KILL", *cmd]  # (tied to this thread: spawn from the main thread only)
         # the worker's fds: 0 /dev/null, 1-2 its output, and its channel; nothing else is inherited
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out_w, stderr=out_w, env=cfg["env"], cwd="/",
                                      pass_fds=(requests_r, replies_w), close_fds=True, start_new_session=True)
@@ -109,11 +106,15 @@ class Worker:
             os.close(fd)
         self.requests, self.replies = requests_w, replies_r
         self.output.attach(out_r)
+        self._ready = False
+
+    def _await_ready(self) -> None:
         try:
             self._read(time.monotonic() + START_TIMEOUT, starting=True)
         except StudentFailure as e:
             output = self.output.take()
-            raise WorkerStartError(f"the student worker could not start ({e}); sandbox mode {cfg['mode']}:\n{output[-3000:]}") from None
+            raise WorkerStartError(f"the student worker could not start ({e}); sandbox mode {self.config['mode']}:\n{output[-3000:]}") from None
+        self._ready = True
 
     def kill(self) -> None:
         if self.proc is None:
@@ -140,11 +141,8 @@ class Worker:
         """Start a test: a fresh child of the zygote, answering until :meth:`end`. ``deadline`` is
         the test's (time.monotonic), ``limit`` says what it is for the student ("60 s")."""
         self.deadline, self.limit = deadline, limit
-        if self._starting is not None:
-            self._starting.join()
-            self._starting, error, self._start_error = None, self._start_error, None
-            if error is not None:
-                raise error
+        if self.proc is not None and not self._ready:
+            self._await_ready()
         if self.proc is None or self.proc.poll() is not None:
             self.kill()
             self.start()

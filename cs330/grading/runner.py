@@ -317,23 +317,23 @@ def _event(line: bytes) -> dict | None:
 def worker_config(job: Job, run_dir: Path) -> dict:
     """What the student worker gets (cs330.grading.jail.enter): its mode, user, files and limits."""
     mode = jail.available_mode()
-    probes = run_dir / "probes"
+    # beside the workspace (job/work/), not in the private run folder: in `setuid` mode the worker
+    # reaches them by path, while everything under job/private stays unreadable to it
+    side = Path(tempfile.mkdtemp(prefix=".worker-", dir=job.workspace.parent))
+    probes, root, tmp = side / "probes", side / "root", side / "tmp"
     probes.mkdir(mode=0o755)
     for path in job.probes:
         shutil.copy(path, probes / path.name)
-    root = run_dir / "root"
     root.mkdir()
-    tmp = run_dir / "worker-tmp"
     tmp.mkdir(mode=0o700)
     if mode == "setuid":  # no private root: the worker's own files are owned by its user, the rest is not
         for folder in (job.workspace, tmp):
             for path in [folder, *folder.rglob("*")]:
                 os.lchown(path, job.uid, job.uid)
-        for folder in (run_dir, *job.workspace.parents):
-            if folder == Path(tempfile.gettempdir()) or not folder.is_relative_to(grader_root()):
+        for folder in (side, *job.workspace.parents):
+            if not folder.is_relative_to(grader_root()) or folder == grader_root():
                 break
             os.chmod(folder, 0o711)
-        os.chmod(probes, 0o755)
     in_jail = mode in ("namespaces", "user-namespace")
     threads = str(job.threads)
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": jail.HOME if in_jail else str(job.workspace),

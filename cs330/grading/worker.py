@@ -35,9 +35,11 @@ def main(argv: list[str]) -> None:
     workspace = jail.enter(cfg)
     sys.path[:0] = [str(workspace), *([jail.PROBES] if cfg.get("probes") and cfg["mode"] in ("namespaces", "user-namespace")
                                       else [cfg["probes"]] if cfg.get("probes") else [])]
-    import torch  # noqa: F401  (imported once here, shared by every forked child)
+    import torch  # imported once here, shared by every forked child
 
     from cs330.grading import code, wire
+
+    _warm_up(torch)
 
     jail.limit_memory(cfg["memory_mb"])
     wire.write(REPLIES, {"ready": os.getpid()})
@@ -58,6 +60,19 @@ def main(argv: list[str]) -> None:
         if cfg["mode"] != "process":
             _kill_the_rest()
         wire.write(REPLIES, {"session": session, "ended": status})
+
+
+def _warm_up(torch) -> None:
+    """Load, once and here, what a first training step loads lazily (optimizers, autograd), so that
+    each test's child does not pay for it. No student code has run yet; one thread only, so no
+    thread pool exists to be carried over a fork."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    net = torch.nn.Linear(4, 1)
+    optimizer = torch.optim.Adam(net.parameters())
+    torch.nn.functional.mse_loss(net(torch.zeros(2, 4)), torch.zeros(2, 1)).backward()
+    optimizer.step()
+    torch.set_num_threads(threads)
 
 
 def _kill_the_rest() -> None:

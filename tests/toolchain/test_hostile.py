@@ -473,3 +473,31 @@ def test_verdicts_stay_outside_without_a_sandbox(tmp_path, monkeypatch, case):
         jail.available_mode.cache_clear()
     assert "separate process only" in report.sandbox
     assert {o.id: ("passed" if o.status == "passed" else "failed") for o in report.outcomes} == CASES[case][1]
+
+
+def test_total_time_budget_is_the_graders(tmp_path):
+    """A submission's total time (``total_timeout``) is enforced whatever its tests' own limits: once
+    it is spent, every test still to run fails at once, and the grader writes its results."""
+    import shutil
+    import time
+
+    from cs330.grading import homework
+
+    hw_dir = tmp_path / "toyhw"
+    shutil.copytree(FIXTURE, hw_dir)
+    toml = hw_dir / "homework.toml"
+    toml.write_text(toml.read_text().replace("timeout = 5\n", "timeout = 5\ntotal_timeout = 7\n"))
+    sub = tmp_path / "loops"
+    sub.mkdir()
+    (sub / "toy.py").write_text(REFERENCE.replace('    """Mean over the sequence dimension', '    while True:\n        pass\n    """Mean', 1)
+                                .replace('    """Softmax over the last dimension', '    while True:\n        pass\n    """Softmax', 1))
+    start = time.monotonic()
+    report = grader.grade(homework.load(hw_dir).root, sub)
+    took = time.monotonic() - start
+    status = {o.id: o.status for o in report.outcomes}
+    assert not report.fault and report.score == 0, report.table()
+    assert status["1a-0-basic"] == "timeout" and "(5 s)" in report.outcomes[0].message
+    assert status["1c-0-basic"] == "timeout", "scale is correct, but its test comes after the budget ran out"
+    late = [o for o in report.outcomes if "total time budget" in o.message]
+    assert late, "the tests after the budget ran out say so:\n" + report.table()
+    assert took < 7 + 3 + 25, f"the budget was 7 s (+3 s grace); grading took {took:.0f} s"

@@ -27,7 +27,8 @@ def test_student_tree_matches_golden(toy_release):
 def test_student_zip_holds_the_tree(toy_release):
     with zipfile.ZipFile(toy_release["student_zip"]) as zf:
         names = sorted(zf.namelist())
-    assert names == sorted(f"toyhw/{name}" for name in tree(toy_release["student"]))
+    wheel = toy_release["wheel"].name
+    assert names == sorted([wheel, *(f"toyhw/{name}" for name in tree(toy_release["student"]))]), "the tree, and the cs330 wheel beside it"
 
 
 def test_no_solution_or_hidden_text_in_student_tree(toy_release, toyhw):

@@ -9,14 +9,13 @@ import json
 
 import torch
 
-from cs330.grading import graded, submission_path
+from cs330.grading import expect_tensor, graded, submission_path
 
 
 @graded("1a-0-basic", points=1)
 def test_softmax_shape_and_sum(student):
     """softmax keeps the shape and rows sum to one."""
-    out = student.toy.softmax(torch.randn(4, 5, generator=torch.Generator().manual_seed(0)))
-    assert out.shape == (4, 5), f"expected shape (4, 5), got {tuple(out.shape)}"
+    out = expect_tensor(student.toy.softmax(torch.randn(4, 5, generator=torch.Generator().manual_seed(0))), "softmax", (4, 5))
     assert torch.allclose(out.sum(-1), torch.ones(4)), "each row must sum to 1"
 
 
@@ -24,28 +23,27 @@ def test_softmax_shape_and_sum(student):
 def test_softmax_matches_reference(student, reference):
     """softmax equals the reference on large inputs (numerical stability)."""
     x = 100.0 * torch.randn(3, 7, generator=torch.Generator().manual_seed(1))
-    out = student.toy.softmax(x)
+    out = expect_tensor(student.toy.softmax(x), "softmax")
     pass  # hidden checks: run by the autograder
 
 
 @graded("1b-0-basic", points=1)
 def test_mean_pool_shape(student):
     """mean_pool maps (B, T, D) to (B, D)."""
-    out = student.toy.mean_pool(torch.ones(2, 3, 4))
-    assert out is not None and out.shape == (2, 4), "expected shape (2, 4)"
+    expect_tensor(student.toy.mean_pool(torch.ones(2, 3, 4)), "mean_pool", (2, 4))
 
 
 @graded("1b-1-hidden", points=1, timeout=10)
 def test_mean_pool_values(student):
     """mean_pool averages over the sequence."""
-    out = student.toy.mean_pool(torch.arange(6.0).reshape(1, 3, 2))
+    out = expect_tensor(student.toy.mean_pool(torch.arange(6.0).reshape(1, 3, 2)), "mean_pool")
     pass  # hidden checks: run by the autograder
 
 
 @graded("1c-0-basic", points=1)
 def test_scale(student, tmp_path):
     """scale multiplies (and pytest's tmp_path works in the grader)."""
-    out = student.toy.scale(torch.ones(2), 3.0)
+    out = expect_tensor(student.toy.scale(torch.ones(2), 3.0), "scale")
     torch.save(out, tmp_path / "out.pt")
     assert torch.equal(torch.load(tmp_path / "out.pt"), torch.full((2,), 3.0))
 

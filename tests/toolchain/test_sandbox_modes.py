@@ -1,0 +1,120 @@
+"""The worker's weaker modes, each graded for real: ``setuid`` (root without namespaces, as in a
+container without CAP_SYS_ADMIN) and the world the ``namespaces`` mode gives the student's code.
+
+``setuid`` needs Python where another user can run it. Here Python may live under a folder only
+root can enter (``/root/.pyenv``), so the grader runs in a mount namespace of its own where that
+folder is replaced by a world-traversable one holding only Python: the machine's own files are
+untouched, and the grader inside sees ``unshare`` fail the way a container without namespaces
+makes it fail (``CS330_SANDBOX=setuid``).
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cs330.grading import grader, jail
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "toyhw"
+REFERENCE = (FIXTURE / "toy.py").read_text()
+
+WORLD = '''
+import json, os, socket
+
+def _world():
+    """What this process can see and do, as facts."""
+    facts = {"uid": os.getuid(), "euid": os.geteuid(), "cwd": os.getcwd(), "fds": sorted(int(f) for f in os.listdir("/proc/self/fd")),
+             "env": sorted(os.environ), "root": sorted(os.listdir("/"))}
+    def can(action):
+        try:
+            action()
+            return True
+        except OSError:
+            return False
+    facts["write_usr"] = can(lambda: open("/usr/cs330-hostile-marker", "w"))
+    facts["write_proc_sys"] = can(lambda: open("/proc/sys/kernel/panic", "w").write(open("/proc/sys/kernel/panic").read()))
+    facts["read_shadow"] = can(lambda: open("/etc/shadow").read())
+    facts["write_cwd"] = can(lambda: open("cs330-probe-file", "w").write("x"))
+    facts["network"] = can(lambda: socket.create_connection(("127.0.0.1", 9), timeout=0.5))
+    facts["lo_up"] = "UP" in os.popen("cat /sys/class/net/lo/operstate 2>/dev/null").read().upper()
+    facts["processes"] = sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
+    return facts
+
+_mean_pool = mean_pool
+
+def mean_pool(x):
+    print("WORLD " + json.dumps(_world()))
+    return _mean_pool(x)
+'''
+
+
+def world_of(report) -> dict:
+    out = next(o for o in report.outcomes if o.id == "1b-0-basic").output
+    line = next(line for line in out.splitlines() if line.startswith("WORLD "))
+    return json.loads(line[len("WORLD "):])
+
+
+def submission(tmp_path: Path, source: str) -> Path:
+    sub = tmp_path / "sub"
+    (sub / "results").mkdir(parents=True)
+    (sub / "toy.py").write_text(source)
+    (sub / "results" / "metrics.json").write_text('{"pooled_sum": 2.0}')
+    return sub
+
+
+@pytest.mark.skipif(jail.available_mode() != "namespaces", reason="the namespaces mode needs root and Linux namespaces")
+def test_the_workers_world_in_namespaces(tmp_path, toyhw):
+    report = grader.grade(toyhw.root, submission(tmp_path, REFERENCE + WORLD))
+    assert report.score == report.max_score == 8, report.table()
+    world = world_of(report)
+    assert world["uid"] == world["euid"] >= 61000, "an unprivileged uid of its own"
+    assert world["cwd"] == "/home/student/toyhw"
+    assert world["fds"] == [0, 1, 2, 3, 4, 5] or len(world["fds"]) <= 6, f"only its own channel and output: {world['fds']}"
+    assert not {"CS330_SUBMISSION", "CS330_REFERENCE", "CS330_TRUSTED_GRADER"} & set(world["env"]), "a scrubbed environment"
+    assert set(world["root"]) <= {"bin", "dev", "etc", "home", "lib", "lib32", "lib64", "libx32", "probes", "proc", "root", "sbin",
+                                  "sys", "tmp", "usr", "work", "opt", "srv", "var"}, world["root"]
+    assert not (world["write_usr"] or world["write_proc_sys"] or world["read_shadow"] or world["network"]), world
+    assert world["write_cwd"], "its own workspace is writable"
+    assert len(world["processes"]) <= 3, f"it sees only its own processes: {world['processes']}"
+
+
+def _closed_folder_before_python() -> tuple[Path, Path] | None:
+    """(a folder only its owner can enter on the way to Python, its child on that way), or None."""
+    prefix = Path(sys.base_prefix).resolve()
+    for folder in list(reversed(prefix.parents))[1:]:  # from the top, "/" left out
+        if not os.stat(folder).st_mode & 0o001:
+            return folder, folder / prefix.relative_to(folder).parts[0]
+    return None
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"), reason="setuid mode needs root (and unshare for this test)")
+def test_setuid_mode_grades_and_contains(tmp_path, toyhw):
+    """Root without namespaces: the worker is another user; the reference scores 8, host files stay
+    out of its reach, and results.json says which mode was used."""
+    sub = submission(tmp_path, REFERENCE + WORLD)
+    results = tmp_path / "results.json"
+    grade = f"CS330_SANDBOX=setuid exec {sys.executable} -m cs330.cli grade {toyhw.root} {sub} --results {results}"
+    hidden = _closed_folder_before_python()
+    if hidden is not None:  # e.g. /root/.pyenv: give the sandbox user a path to Python, in this namespace only
+        closed, child = hidden
+        keep = tmp_path / "keep"
+        keep.mkdir()
+        script = (f"mount --bind {child} {keep} && mount -t tmpfs -o mode=755 tmpfs {closed} && mkdir -p {child} "
+                  f"&& mount --bind {keep} {child} && {grade}")
+        cmd = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script]
+    else:
+        cmd = ["sh", "-c", grade]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    data = json.loads(results.read_text())
+    grader.validate(data)
+    assert data["score"] == 8, json.dumps(data, indent=1)[:3000]
+    assert "setuid only" in data["output"]
+    out = next(t["output"] for t in data["tests"] if t["number"] == "1b-0-basic")
+    world = json.loads(next(line for line in out.splitlines() if line.startswith("WORLD "))[len("WORLD "):])
+    assert world["uid"] >= 61000 and not (world["write_usr"] or world["write_proc_sys"] or world["read_shadow"]), world
+    assert not Path("/usr/cs330-hostile-marker").exists()
