@@ -62,3 +62,17 @@ def test_nothing_leaks(released):
         for secret in secrets:
             assert secret not in text and secret not in name, f"{secret!r} leaked into {name}"
         assert not markers.ANY_MARKER.search(text), f"a marker is left in {name}"
+
+
+def test_bundle_holds_no_excluded_files_and_only_its_requirements(released):
+    """The autograder zip's reference leaves out what the homework excludes (its results, local runs),
+    and its requirements are the package's core ones plus the homework's own extras."""
+    hw, paths = released
+    with zipfile.ZipFile(paths["autograder_zip"]) as zf:
+        names = zf.namelist()
+        requirements = zf.read("requirements.txt").decode()
+    reference = [n[len("homework/reference/"):] for n in names if n.startswith("homework/reference/")]
+    leaked = [n for n in reference if hw.exclude and release.matches(n, hw.exclude)]
+    assert not leaked, f"excluded files in the bundle's reference: {leaked[:5]}"
+    assert "torch" in requirements
+    assert ("transformers" in requirements) == ("hw3" in hw.extras), requirements

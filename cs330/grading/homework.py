@@ -6,6 +6,10 @@
     title = "MAML and prototypical networks"
     submit = ["maml.py", "protonet.py", "results/*.json"]   # what students hand in (globs)
     exclude = ["runs/**"]               # never shipped to students (besides hidden test files)
+    given = ["hw2_maml.py"]             # solved copies of an earlier homework's files (in the repository,
+                                        # links to them): shipped with their solutions, markers removed
+    extras = ["hw3"]                    # the cs330 package's optional dependencies this homework needs
+                                        # (its autograder bundle installs the core ones and these)
     tests = "tests"                     # public + hidden tests (default "tests")
 
     [grading]
@@ -48,6 +52,8 @@ class Homework:
     title: str = ""
     submit: list[str] = field(default_factory=list)
     exclude: list[str] = field(default_factory=list)
+    given: list[str] = field(default_factory=list)
+    extras: list[str] = field(default_factory=list)
     tests: str = "tests"
     timeout: float = 60.0
     total_timeout: float = 1800.0
@@ -111,7 +117,7 @@ def load(folder: str | Path) -> Homework:
     except tomllib.TOMLDecodeError as e:
         raise HomeworkError(f"{config_path}: {e}") from None
     grading = config.pop("grading", {})
-    known = {"name", "title", "submit", "exclude", "tests"}
+    known = {"name", "title", "submit", "exclude", "given", "extras", "tests"}
     unknown = set(config) - known
     if unknown or "name" not in config:
         raise HomeworkError(f"{config_path}: needs `name`; known keys are {sorted(known)}, got {sorted(config)}")

@@ -162,6 +162,30 @@ def strip_hidden(text: str, path: str = "<string>") -> Transformed:
     return result
 
 
+def solved_copy(text: str, path: str = "<string>") -> str:
+    """The solved copy of a Python file: solutions kept, their markers (and hidden regions) removed.
+
+    For a file of an earlier homework that a later one is given once the earlier one is past due
+    (``given`` in homework.toml)."""
+    out, lines, i = [], text.splitlines(), 0
+    while i < len(lines):
+        line = lines[i]
+        if BEGIN_SOLUTION.match(line):
+            _args(path, i + 1, BEGIN_SOLUTION.match(line).group("args"))
+            j = _region_end(lines, i, END_SOLUTION, "SOLUTION", path)
+            out += lines[i + 1 : j]
+            i = j + 1
+            continue
+        inline = INLINE_SOLUTION.match(line)
+        out.append(f"{inline.group('indent')}{inline.group('code')}" if inline and not line.lstrip().startswith("#") else line)
+        i += 1
+    solved = strip_hidden("\n".join(out) + ("\n" if text.endswith("\n") else ""), path).text
+    for n, line in enumerate(solved.splitlines(), 1):
+        if ANY_MARKER.search(line):
+            raise MarkerError(path, n, f"stray marker left in the solved copy: {line.strip()!r}")
+    return solved
+
+
 def student_copy(text: str, path: str = "<string>") -> Transformed:
     """The student copy of a Python file: solutions stubbed, hidden regions removed, still parseable."""
     sol = strip_solutions(text, path)

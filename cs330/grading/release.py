@@ -20,7 +20,7 @@ from pathlib import Path
 
 import cs330
 from cs330.grading import markers
-from cs330.grading.homework import Homework, matches
+from cs330.grading.homework import ALWAYS_EXCLUDED, Homework, matches
 
 MIN_LEAK_CHARS = 20  # removed lines at least this long must not appear anywhere in the student tree
 HIDDEN_ONLY = re.compile(r"reference_module\(|\breference\.\w")  # the reference, used outside a hidden region
@@ -68,7 +68,12 @@ def build_student_tree(hw: Homework, dest: Path) -> StudentTree:
             continue
         target = dest / rel
         target.parent.mkdir(parents=True, exist_ok=True)
-        if rel.suffix == ".py":
+        if matches(rel, hw.given):  # an earlier homework's file, past its due date: solved
+            try:
+                target.write_text(markers.solved_copy(src.read_text(), str(src.resolve())))
+            except markers.MarkerError as e:
+                raise ReleaseError(str(e)) from None
+        elif rel.suffix == ".py":
             try:
                 copy = markers.student_copy(src.read_text(), str(src))
             except markers.MarkerError as e:
@@ -128,10 +133,21 @@ def build_bundle(hw: Homework, dest: Path) -> Path:
     """The autograder's view of a homework: ``dest/{starter,tests,reference}``. Returns ``dest``."""
     build_student_tree(hw, dest / "starter")
     shutil.copytree(hw.tests_dir, dest / "tests", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    shutil.copytree(hw.root, dest / "reference", ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache"))
+    # the reference without what the homework excludes (its results, local runs): no test needs them
+    shutil.copytree(hw.root, dest / "reference", ignore=_excluded(hw))
     shutil.rmtree(dest / "reference" / hw.tests, ignore_errors=True)
     (dest / "BUNDLE").write_text(f"cs330 autograder bundle for {hw.name}\nfolder={hw.folder}\n")
     return dest
+
+
+def _excluded(hw: Homework):
+    """A copytree ``ignore`` for the homework's ``exclude`` globs and caches."""
+
+    def ignore(folder: str, names: list[str]) -> list[str]:
+        base = Path(folder).relative_to(hw.root) if Path(folder) != hw.root else Path()
+        return [n for n in names if matches(base / n, [*hw.exclude, *ALWAYS_EXCLUDED]) or n in ("__pycache__", ".pytest_cache")]
+
+    return ignore
 
 
 RUN_AUTOGRADER = """#!/usr/bin/env bash
@@ -170,7 +186,7 @@ def release(hw: Homework, out: Path) -> dict[str, Path]:
         info = zipfile.ZipInfo(wheel.name, date_time=(2020, 1, 1, 0, 0, 0))
         info.external_attr = 0o100644 << 16
         zf.writestr(info, wheel.read_bytes(), zipfile.ZIP_STORED)
-    (staging / "requirements.txt").write_text("\n".join(_requirements()) + "\n")
+    (staging / "requirements.txt").write_text("\n".join(requirements(hw)) + "\n")
     (staging / "setup.sh").write_text(SETUP_SH)
     (staging / "run_autograder").write_text(RUN_AUTOGRADER)
     for script in ("setup.sh", "run_autograder"):
@@ -208,14 +224,28 @@ def build_wheel(package: Path, out: Path) -> Path:
     return wheels[0]
 
 
-def _requirements() -> list[str]:
+def requirements(hw: Homework) -> list[str]:
+    """What the homework's autograder installs: the cs330 package's own dependencies, and those of the
+    extras the homework names (``extras`` in homework.toml), from the installed package's metadata."""
     from importlib import metadata
 
     try:
-        reqs = metadata.requires("cs330") or []
+        declared = metadata.requires("cs330") or []
     except metadata.PackageNotFoundError:
-        reqs = []
-    return [r for r in reqs if "extra ==" not in r] or ["torch", "torchvision", "numpy", "matplotlib", "tqdm", "pytest", "pytest-timeout", "jsonschema"]
+        raise ReleaseError("cs330 is not installed: install it (pip install -e .) before releasing") from None
+    out = []
+    for line in declared:
+        spec, _, marker = line.partition(";")
+        extra = re.search(r"""extra\s*==\s*['"]([^'"]+)['"]""", marker)
+        if extra is None:
+            out.append(line.strip())
+        elif extra.group(1) in hw.extras:
+            rest = re.sub(r"""(\s*(and|or)\s*)?extra\s*==\s*['"][^'"]+['"]""", "", marker).strip()
+            out.append(spec.strip() + (f"; {rest}" if rest else ""))
+    unknown = set(hw.extras) - set(re.findall(r"""extra\s*==\s*['"]([^'"]+)['"]""", " ".join(declared)))
+    if unknown:
+        raise ReleaseError(f"{hw.root / 'homework.toml'}: extras {sorted(unknown)} are not optional dependencies of cs330 (pyproject.toml)")
+    return out
 
 
 def zip_folder(folder: Path, target: Path, prefix: str = "") -> Path:

@@ -115,3 +115,21 @@ def test_release_refuses_secret_probes(tmp_path, toyhw):
     (hw_dir / "tests" / "probes.py").write_text("def p(code):\n    # BEGIN HIDDEN\n    return 1\n    # END HIDDEN\n")
     with pytest.raises(release.ReleaseError, match=r"probes\.py: a probe module runs in the student's process"):
         release.release(homework.load(hw_dir), tmp_path / "out")
+
+
+def test_given_files_ship_solved(tmp_path, toyhw):
+    """A later homework can be given an earlier one's file (a link in the repository), solved."""
+    earlier = tmp_path / "hw_earlier"
+    earlier.mkdir()
+    (earlier / "inner.py").write_text('def step(x):\n    # BEGIN SOLUTION hint="x + 1"\n    return x + 1\n    # END SOLUTION\n'
+                                      "\n\ndef twice(x):\n    return 2 * x  # SOLUTION\n")
+    hw_dir = tmp_path / "later"
+    shutil.copytree(toyhw.root, hw_dir)
+    (hw_dir / "earlier_inner.py").symlink_to(earlier / "inner.py")
+    toml = hw_dir / "homework.toml"
+    toml.write_text(toml.read_text().replace('tests = "tests"', 'given = ["earlier_inner.py"]\ntests = "tests"'))
+    paths = release.release(homework.load(hw_dir), tmp_path / "out")
+    given = (paths["student"] / "earlier_inner.py").read_text()
+    assert "return x + 1" in given and "return 2 * x" in given, given
+    assert "SOLUTION" not in given and not (paths["student"] / "earlier_inner.py").is_symlink()
+    assert "raise NotImplementedError" in (paths["student"] / "toy.py").read_text(), "the homework's own work is still stubbed"
