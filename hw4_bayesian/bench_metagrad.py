@@ -37,7 +37,7 @@ from torch.nn import functional as F
 from cs330.data import sample_regression_tasks
 from cs330.models import MLP, map_tasks
 from es import es_gradient, flatten, unflatten
-from maml import inner_loop
+from hw2_maml import inner_loop
 
 HERE = Path(__file__).resolve().parent
 STEPS = (1, 5, 10, 20)
@@ -45,8 +45,10 @@ STEPS = (1, 5, 10, 20)
 
 def meta_objective(model, params, tasks, steps: int, lr: float, second_order: bool) -> torch.Tensor:
     """F(theta): mean over tasks of the query MSE after ``steps`` inner SGD steps (vmap over tasks)."""
+    lrs = {n: lr for n in params}
+
     def one(sx, sy, qx, qy):
-        adapted = inner_loop(model, params, sx, sy, steps, lr, F.mse_loss, second_order)
+        adapted = inner_loop(model, params, lrs, sx, sy, steps, True, first_order=not second_order, loss_fn=F.mse_loss)
         return F.mse_loss(functional_call(model, adapted, (qx,)), qy)
 
     return map_tasks(one, tasks.x_support, tasks.y_support, tasks.x_query, tasks.y_query).mean()

@@ -21,7 +21,7 @@ from torch.nn import functional as F
 
 from cs330.models import MLP, map_tasks
 from gaussian import gaussian_nll
-from maml import inner_loop
+from hw2_maml import inner_loop
 
 
 def mean_mse(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -42,11 +42,10 @@ class EnsembleMAML(nn.Module):
         logvar is bounded below by log(1e-4) (sigma >= 0.01)."""
         model = self.members[m]
         params = dict(model.named_parameters())
-        if not train:
-            params = {n: p.detach() for n, p in params.items()}
+        lrs = {n: self.inner_lr for n in params}
 
-        def one(sx, sy, qx):
-            adapted = inner_loop(model, params, sx, sy, self.inner_steps, self.inner_lr, mean_mse, second_order=train)
+        def one(sx, sy, qx):  # HW2's inner loop: second order when training, detached from params otherwise
+            adapted = inner_loop(model, params, lrs, sx, sy, self.inner_steps, train, loss_fn=mean_mse)
             return functional_call(model, adapted, (qx,))
 
         out = map_tasks(one, support_x, support_y, query_x)

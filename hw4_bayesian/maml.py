@@ -1,8 +1,10 @@
-"""MAML (Finn et al., 2017) for classification and regression, and MR-MAML with stochastic weights.
+"""MR-MAML with stochastic weights, on HW2's MAML.
 
-Why this file is not an import from hw2: the ``cs330`` package ships to every student release, so
-it must hold no homework's solution; HW2's inner loop is student work there. HW4 comes after HW2's
-due date, so a plain MAML is *given* here (not graded), in HW2's ``torch.func`` style.
+MAML itself is HW2's, imported from ``hw2_maml.py``: HW2's ``maml.py``, *given* to HW4 because
+HW2 is past due (``given`` in homework.toml; in the course repository the file is a link to
+``../hw2_maml_protonet/maml.py``, in your release a solved copy). Its ``inner_loop`` is the one
+MAML inner loop of the course (any loss, a subset of names adapted, second order, first order, or
+no meta-graph at evaluation), and its ``MAML`` class is the base of the one here:
 
     inner loop, K steps:  phi_0 = theta,  phi_{k+1} = phi_k - alpha * grad_phi L(phi_k; support)
     task loss:            L(phi_K; query);   meta-gradient d/d theta through the inner loop (second
@@ -22,69 +24,43 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.func import functional_call, grad
+from torch.func import functional_call
 from torch.nn import functional as F
 
+import hw2_maml
 from cs330.models import map_tasks
 from gaussian import kl_diag_gaussians, sample_gaussian
-
-Params = dict[str, torch.Tensor]
-
-
-def inner_loop(model: nn.Module, params: Params, support_x: torch.Tensor, support_y: torch.Tensor, steps: int,
-               lr: float, loss_fn, second_order: bool, adapt: list[str] | None = None) -> Params:
-    """``steps`` SGD steps of ``loss_fn(model(support_x), support_y)`` on the ``adapt`` names (all if None).
-
-    One task: support_x (M, ...), support_y (M, ...). Returns every name of ``params``, adapted ones
-    phi_K. With second_order=False the inner gradients are constants (first order / evaluation).
-    Works inside ``torch.func.vmap`` (``map_tasks``)."""
-    names = list(params) if adapt is None else list(adapt)
-    fast = {n: params[n] for n in names}
-    frozen = {n: p for n, p in params.items() if n not in fast}
-
-    def support_loss(f: Params) -> torch.Tensor:
-        return loss_fn(functional_call(model, {**frozen, **f}, (support_x,)), support_y)
-
-    for _ in range(steps):
-        g = grad(support_loss)(fast)
-        if not second_order:
-            g = {n: t.detach() for n, t in g.items()}
-        fast = {n: fast[n] - lr * g[n] for n in names}
-    return {**frozen, **fast}
+from hw2_maml import Params, accuracy, inner_loop
 
 
-def accuracy(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return (out.argmax(-1) == y).to(out.dtype).mean() if not y.is_floating_point() else out.new_zeros(())
-
-
-class MAML(nn.Module):
-    """MAML around ``model``. adapt="all" or "head" (``head.*`` names); loss_fn: cross-entropy or MSE;
-    vectorize: tasks with ``vmap`` (True) or a Python loop (False, faster for Conv4 on a CPU)."""
+class MAML(hw2_maml.MAML):
+    """HW2's MAML around ``model`` (its inner loop, ``lrs``, ``meta_loss``, ``evaluate``) with HW4's objective:
+    ``meta_params`` (MR-MAML: a sample), ``loss`` with a ``regularizer``, and ``predict`` on queries alone.
+    adapt="all" or "head" (ANIL's ``head.*`` names); loss_fn: cross-entropy or MSE; vectorize: tasks with
+    ``vmap`` (True) or a Python loop (False, faster for Conv4 on a CPU)."""
 
     def __init__(self, model: nn.Module, inner_steps: int = 1, inner_lr: float = 0.4, first_order: bool = False,
                  adapt: str = "all", loss_fn=F.cross_entropy, vectorize: bool = True):
-        super().__init__()
-        self.model, self.inner_steps, self.inner_lr, self.first_order = model, inner_steps, inner_lr, first_order
-        self.loss_fn, self.vectorize = loss_fn, vectorize
-        names = [n for n, _ in model.named_parameters()]
-        self.adapt = names if adapt == "all" else [n for n in names if n.startswith("head.")]
+        if adapt not in ("all", "head"):
+            raise ValueError(f"adapt is 'all' or 'head', got {adapt!r}")
+        super().__init__(model, inner_steps, inner_lr, first_order=first_order, anil=adapt == "head",
+                         vectorize=vectorize, loss_fn=loss_fn)
 
     def meta_params(self, generator: torch.Generator | None = None) -> Params:
         """theta used for this meta-batch (MR-MAML: a sample)."""
-        return dict(self.model.named_parameters())
+        return self.params()
 
     def regularizer(self) -> torch.Tensor:
         return torch.zeros(())
 
     def per_task(self, params: Params, support_x, support_y, query_x, query_y, train: bool, steps: int | None = None):
-        """Per-task query losses (B,), accuracies (B,) and query outputs (B, M, out)."""
-        steps = self.inner_steps if steps is None else steps
-        second = train and not self.first_order
-        if not train:
-            params = {n: p.detach() for n, p in params.items()}
+        """Per-task query losses (B,), accuracies (B,) and query outputs (B, M, out): HW2's ``task_loss``,
+        keeping the outputs, from ``params`` (detached by ``inner_loop`` unless ``train``)."""
+        steps, lrs = self.inner_steps if steps is None else steps, self.lrs()
 
         def one(sx, sy, qx, qy):
-            adapted = inner_loop(self.model, params, sx, sy, steps, self.inner_lr, self.loss_fn, second, self.adapt)
+            adapted = inner_loop(self.model, params, lrs, sx, sy, steps, train, self.first_order, self.adapt,
+                                 self.loss_fn)
             out = functional_call(self.model, adapted, (qx,))
             return self.loss_fn(out, qy), accuracy(out, qy), out
 
@@ -96,14 +72,22 @@ class MAML(nn.Module):
         reg = self.regularizer()
         return losses.mean() + beta * reg, losses.mean(), reg, accs.mean()
 
+    def outer_step(self, episode, optimizer: torch.optim.Optimizer, beta: float = 0.0, generator=None) -> dict[str, float]:
+        """HW2's outer step on this objective (``loss``: MR-MAML samples the weights and adds beta * KL).
+        Returns {"loss": mean query loss, "acc": mean accuracy, "reg": regulariser}."""
+        optimizer.zero_grad(set_to_none=True)
+        total, task, reg, acc = self.loss(*episode, beta=beta, generator=generator)
+        total.backward()
+        optimizer.step()
+        return {"loss": float(task.detach()), "acc": float(acc.detach()), "reg": float(reg.detach())}
+
     def predict(self, support_x, support_y, query_x, steps: int | None = None) -> torch.Tensor:
         """Adapted outputs on the queries (B, M, out), no meta-graph, mean weights."""
         if support_y.is_floating_point():  # query targets are not needed: zeros of the right shape
             dummy = support_y.new_zeros(*query_x.shape[:2], support_y.shape[-1])
         else:
             dummy = support_y.new_zeros(query_x.shape[:2])
-        return self.per_task(dict(self.model.named_parameters()), support_x, support_y, query_x, dummy, False,
-                             steps)[2].detach()
+        return self.per_task(self.params(), support_x, support_y, query_x, dummy, False, steps)[2].detach()
 
 
 class MRMAML(MAML):

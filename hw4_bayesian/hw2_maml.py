@@ -1,0 +1,1 @@
+../hw2_maml_protonet/maml.py
