@@ -50,6 +50,8 @@ def test_nothing_leaks(released):
     hw, paths = released
     secrets = []
     for rel in hw.files():
+        if release.matches(rel, hw.given):  # an earlier homework's file, shipped solved on purpose
+            continue
         if rel.suffix == ".py":
             text = (hw.root / rel).read_text()
             if markers.is_hidden_file(text):

@@ -137,15 +137,18 @@ class Worker:
         self.output.detach()
         self.proc = None
 
-    def begin(self, deadline: float, limit: str) -> None:
-        """Start a test: a fresh child of the zygote, answering until :meth:`end`. ``deadline`` is
-        the test's (time.monotonic), ``limit`` says what it is for the student ("60 s")."""
-        self.deadline, self.limit = deadline, limit
+    def begin(self, seconds: float, total: float) -> None:
+        """Start a test: a fresh child of the zygote, answering until :meth:`end`. The test's clock
+        starts once the worker is ready (starting Python and torch is not the student's time): it
+        may take ``seconds``, and never past ``total`` (the submission's deadline, time.monotonic)."""
         if self.proc is not None and not self._ready:
             self._await_ready()
         if self.proc is None or self.proc.poll() is not None:
             self.kill()
             self.start()
+        own = time.monotonic() + seconds
+        self.deadline = min(own, total)
+        self.limit = f"{seconds:g} s" if own <= total else "the submission's total time budget"
         self.token, self.seq = secrets.token_hex(8), 0
         self._send({"op": "begin", "session": self.token})
 

@@ -265,7 +265,7 @@ def _run_process(job: Job, ids: list[Outcome] | None, collect_only: bool = False
                         if ids is None:
                             by_node = {o.nodeid: o for o in outcomes}
                         deadline = min(time.monotonic() + START_TIMEOUT, job.deadline + job.grace)
-                    elif kind == "start":
+                    elif kind == "start" or kind == "clock" and job.trusted:  # clock: the worker is ready, the test's time starts
                         current = by_node.get(event["nodeid"])
                         limit = (current.timeout if current and current.timeout else job.timeout) + job.grace
                         deadline = min(time.monotonic() + limit, job.deadline + job.grace)
