@@ -4,10 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 rm -f results/metrics.json
-python train.py --quiet --arch shared   --sweep 0 0.1 0.25 0.5 0.75 0.9 1 "$@"
-python train.py --quiet --arch separate --sweep 0 0.1 0.25 0.5 0.75 0.9 1 "$@"
+python train.py --no-progress --arch shared   --sweep 0 0.1 0.25 0.5 0.75 0.9 1 "$@"
+python train.py --no-progress --arch separate --sweep 0 0.1 0.25 0.5 0.75 0.9 1 "$@"
 for arch in shared separate; do
   for weighting in uncertainty pcgrad; do
-    python train.py --quiet --arch "$arch" --weighting "$weighting" "$@"
+    python train.py --no-progress --arch "$arch" --weighting "$weighting" "$@"
   done
 done

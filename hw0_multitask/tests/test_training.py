@@ -1,4 +1,5 @@
-"""Question 5: a short seeded training run; question 6: your submitted results/metrics.json."""
+"""Question 5: a short seeded training run; question 6: your submitted results/metrics.json
+(a table of runs in the cs330.training results schema, as train.py writes it)."""
 
 import json
 import math
@@ -9,6 +10,7 @@ import probes
 from cs330.data.synthetic import make_ratings
 from cs330.grading import graded, submission_path
 from cs330.training.metrics import mean_reciprocal_rank, rmse
+from cs330.training.results import schema_problems
 
 # Synthetic low-rank ratings (~7,800 train / ~2,000 test): predicting the training mean gives test
 # RMSE ~1.1 and a random ranking MRR ~0.12; the reference reaches RMSE 0.64-0.72 and MRR 0.53-0.64 in 12
@@ -67,39 +69,48 @@ def test_short_training_runs_hidden(student):
 REQUIRED = ("shared-fixed-lam0.5", "separate-fixed-lam0.5", "shared-uncertainty", "shared-pcgrad")
 
 
-def load_metrics():
+def load_runs():
+    """results/metrics.json: a table {run name: results} in the cs330.training schema, each checked."""
     path = submission_path("results", "metrics.json")
     assert path.is_file(), "results/metrics.json is missing: run train.py (see the README)"
-    return json.loads(path.read_text())
+    runs = json.loads(path.read_text())
+    assert isinstance(runs, dict) and "runs" not in runs, \
+        "results/metrics.json is not a table of runs in the cs330.training schema: rerun train.py (see the README)"
+    for name, run in runs.items():
+        problems = schema_problems(run)
+        assert not problems, f"results/metrics.json, run {name!r}: " + "; ".join(problems)
+        assert run["name"] == name, f"results/metrics.json: the entry {name!r} holds the run {run['name']!r}"
+    return runs
 
 
 @graded("6a-0-basic", points=2)
 def test_metrics_artifact():
     """results/metrics.json holds the required runs and a lambda sweep, each with a per-epoch history."""
-    runs = load_metrics().get("runs", {})
+    runs = load_runs()
     missing = [name for name in REQUIRED if name not in runs]
     assert not missing, f"results/metrics.json lacks the run(s) {missing}; it has {sorted(runs)}"
     sweep = {r["config"]["lam"] for r in runs.values() if r["config"]["arch"] == "shared" and r["config"]["weighting"] == "fixed"}
     assert len(sweep) >= 4, f"the lambda sweep needs at least 4 values of lambda (shared, fixed), found {sorted(sweep)}"
     for name, run in runs.items():
         assert run["history"], f"{name}: empty history"
-        for key in ("epoch", "rmse", "mrr", "loss_rank", "loss_rate"):
+        for key in ("step", "rmse", "mrr", "loss_rank", "loss_rate"):
             assert key in run["history"][0], f"{name}: history rows lack {key!r}"
 
 
 @graded("6a-1-hidden", points=3)
 def test_metrics_artifact_hidden():
     """The runs are on the real MovieLens 100K and their numbers are plausible."""
-    runs = load_metrics()["runs"]
+    runs = load_runs()
     # BEGIN HIDDEN
     for run_name, record in runs.items():
-        assert record["data"] == "real", f"{run_name}: trained on {record['data']} data, not MovieLens 100K"
-        assert record["n_train"] + record["n_test"] == 100_000, f"{run_name}: {record['n_train']} + {record['n_test']} ratings, expected 100,000"
-        assert len(record["history"]) == record["config"]["epochs"], f"{run_name}: history length != epochs"
+        config, final = record["config"], record["final"]
+        assert config["data"] == "real", f"{run_name}: trained on {config['data']} data, not MovieLens 100K"
+        assert final["n_train"] + final["n_test"] == 100_000, f"{run_name}: {final['n_train']} + {final['n_test']} ratings, expected 100,000"
+        assert len(record["history"]) == config["epochs"], f"{run_name}: history length != epochs"
         rmse, mrr = [r["rmse"] for r in record["history"]], [r["mrr"] for r in record["history"]]
-        assert abs(record["best"]["rmse"] - min(rmse)) < 1e-9 and abs(record["best"]["mrr"] - max(mrr)) < 1e-9, f"{run_name}: best != history"
+        assert abs(final["rmse"] - min(rmse)) < 1e-9 and abs(final["mrr"] - max(mrr)) < 1e-9, f"{run_name}: best != history"
         assert all(0.0 <= m <= 1.0 for m in mrr), f"{run_name}: MRR outside [0, 1]"
         if run_name in REQUIRED:
-            assert 0.80 < record["best"]["rmse"] < 0.97, f"{run_name}: best RMSE {record['best']['rmse']:.3f} is implausible (expected 0.80-0.97)"
-            assert 0.05 < record["best"]["mrr"] < 0.6, f"{run_name}: best MRR {record['best']['mrr']:.3f} is implausible (expected 0.05-0.6)"
+            assert 0.80 < final["rmse"] < 0.97, f"{run_name}: best RMSE {final['rmse']:.3f} is implausible (expected 0.80-0.97)"
+            assert 0.05 < final["mrr"] < 0.6, f"{run_name}: best MRR {final['mrr']:.3f} is implausible (expected 0.05-0.6)"
     # END HIDDEN
