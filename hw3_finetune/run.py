@@ -1,4 +1,4 @@
-"""Run the HW3 experiments; each writes results/<experiment>.json (rows merged across runs) and a plot.
+"""Run the HW3 experiments; each writes results/<experiment>.json and a plot.
 
     python run.py reviews --k 0 1 8 128 --modes head last all lora4 lora16     # encoder fine-tuning
     python run.py icl --task babi --k 0 1 4 --formats none instruction custom  # in-context learning
@@ -7,8 +7,13 @@
     python run.py plot                                                         # redraw every plot
     python run.py table                                                        # Markdown tables of every result
 
-Small settings (``--n_eval``, ``--k``) run on a laptop CPU in minutes; every row records its wall time
-and device. Models come from ``cs330.models.pretrained`` (offline: the installed packages).
+``results/<experiment>.json`` is a table of runs, ``{name: results}`` in the cs330.training results schema
+(``merge``: a rerun replaces the run of the same name, e.g. ``k8-lora4`` or ``babi-k4-icl-instruction-order0``):
+``config`` the run's settings (task, k, method, order, n_eval, steps, lr, seed), ``env`` the device and
+versions, ``history`` the fine-tuning losses per step (empty for ICL and k = 0), ``final`` the scores,
+trainable parameters, wall time (and ICL / LoRA: the first output). ``rows`` flattens a table for plots,
+tables and tests. Small settings (``--n-eval``, ``--k``) run on a laptop CPU in minutes. Models come
+from ``cs330.models.pretrained`` (offline: the installed packages).
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ import finetune as ft
 import icl
 from cs330.data import text
 from cs330.models.pretrained import load_causal_lm, load_classifier, load_encoder
+from cs330.training import add_common_args, environment, make_results, merge, setup
+from cs330.training.results import ResultsError, schema_problems
 
 HERE = Path(__file__).resolve().parent
 ENCODER, LM = "all-minilm-l6-v2", "smollm2-135m-instruct"
@@ -36,31 +43,54 @@ EVAL_SEED = 1234  # fixes every evaluation set; k-shot training sets use --seed
 # Results files
 
 
-def save_rows(experiment: str, rows: list[dict], out: Path, key: tuple[str, ...]) -> Path:
-    """Merge ``rows`` into out/<experiment>.json, replacing rows with the same ``key`` fields."""
+CONFIG = ("task", "k", "method", "order", "n_eval", "steps", "lr", "seed")  # a row's settings; the rest is its outcome
+
+
+def record(row: dict, env: dict, history: list[dict] = ()) -> dict:
+    """One row of an experiment (settings and outcome, flat) as a run in the results schema."""
+    name = "-".join([*([row["task"]] if "task" in row else []), f"k{row['k']}", row["method"],
+                     *([f"order{row['order']}"] if "order" in row else [])])
+    return make_results(name, {k: row[k] for k in CONFIG if k in row}, env, list(history),
+                        {k: v for k, v in row.items() if k not in CONFIG})
+
+
+def loss_history(losses: list[float]) -> list[dict]:
+    """``ft.finetune``'s training losses as history rows ``{step, train_loss}`` (steps 1, 2, ...)."""
+    return [{"step": i + 1, "train_loss": loss} for i, loss in enumerate(losses)]
+
+
+def rows(path: Path) -> list[dict]:
+    """The runs of a results table, each flattened to ``{**config, **final, "device": env's device}``."""
+    table = json.loads(path.read_text())
+    for name, run in table.items():
+        problems = schema_problems(run)
+        if problems:
+            raise ResultsError(f"{path}, run {name!r}: " + "; ".join(problems))
+    return [{**run["config"], **run["final"], "device": run["env"]["device"]} for run in table.values()]
+
+
+def save_runs(experiment: str, runs: list[dict], out: Path) -> Path:
+    """Merge ``runs`` (results) into out/<experiment>.json by name and redraw its plot."""
     path = out / f"{experiment}.json"
-    old = json.loads(path.read_text())["rows"] if path.is_file() else []
-    new_keys = {tuple(r[f] for f in key) for r in rows}
-    merged = [r for r in old if tuple(r.get(f) for f in key) not in new_keys] + rows
-    out.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"experiment": experiment, "rows": merged}, indent=1) + "\n")
+    merge(path, {run["name"]: run for run in runs})
     plot(path)
     return path
 
 
 def plot(path: Path) -> None:
-    """Metric against k, one line per method (and per task for ICL / LoRA), next to the JSON."""
+    """Metric against k, one line per method (and per task for ICL / LoRA), next to the JSON (a plot over k,
+    not over training steps: ``plot_curves`` does not apply)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = json.loads(path.read_text())["rows"]
-    metrics = [m for m in ("accuracy", "rougeL") if any(m in r for r in rows)]
+    found = rows(path)
+    metrics = [m for m in ("accuracy", "rougeL") if any(m in r for r in found)]
     fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 3.8), squeeze=False)
     for ax, metric in zip(axes[0], metrics):
         lines: dict[str, list] = {}
-        for r in rows:
+        for r in found:
             if metric in r and r.get("order", 0) == 0:
                 lines.setdefault(f"{r.get('task', '')} {r['method']}".strip(), []).append((r["k"], r[metric]))
         for label, pts in sorted(lines.items()):
@@ -75,10 +105,10 @@ def plot(path: Path) -> None:
 
 def table(path: Path) -> str:
     """A Markdown table of one results file (the tables in RESULTS.md are printed by this)."""
-    rows = json.loads(path.read_text())["rows"]
+    found = rows(path)
     cols = ["task", "k", "method", "order", "accuracy", "rouge1", "rouge2", "rougeL", "n_eval", "steps",
             "trainable_params", "wall_s", "device"]
-    cols = [c for c in cols if any(c in r for r in rows)]
+    cols = [c for c in cols if any(c in r for r in found)]
     def fmt(col, v):
         if isinstance(v, float):
             return f"{v:.0f}" if col == "wall_s" else f"{v:.3f}"
@@ -86,7 +116,7 @@ def table(path: Path) -> str:
 
     key = lambda r: (r.get("task", ""), r["k"], r["method"], r.get("order", 0))
     lines = ["| " + " | ".join(cols) + " |", "|" + " --- |" * len(cols)]
-    lines += ["| " + " | ".join(fmt(c, r.get(c, "")) for c in cols) + " |" for r in sorted(rows, key=key)]
+    lines += ["| " + " | ".join(fmt(c, r.get(c, "")) for c in cols) + " |" for r in sorted(found, key=key)]
     return f"### {path.stem}\n\n" + "\n".join(lines) + "\n"
 
 
@@ -132,17 +162,17 @@ def zero_shot_embedding(texts, label_names, device, batch_size=64) -> torch.Tens
 
 def run_reviews(args) -> None:
     pool, evaluation = review_splits()
-    truth, rows = evaluation.labels, []
+    truth, runs, env = evaluation.labels, [], environment(args.device)
     for k in args.k:
         if k == 0:
             start = time.time()
             majority = int(pool.class_counts().argmax())
-            rows.append(dict(k=0, method="majority", accuracy=float((truth == majority).float().mean()),
-                             trainable_params=0, wall_s=0.0, device=args.device))
+            runs.append(record(dict(k=0, method="majority", accuracy=float((truth == majority).float().mean()),
+                                    trainable_params=0, wall_s=0.0), env))
             pred = zero_shot_embedding(evaluation.texts, evaluation.label_names, args.device)
-            rows.append(dict(k=0, method="zero-shot", accuracy=float((pred == truth).float().mean()),
-                             trainable_params=0, wall_s=round(time.time() - start, 1), device=args.device))
-            print(rows[-2], rows[-1], sep="\n", flush=True)
+            runs.append(record(dict(k=0, method="zero-shot", accuracy=float((pred == truth).float().mean()),
+                                    trainable_params=0, wall_s=round(time.time() - start, 1)), env))
+            print(*[{**r["config"], **r["final"]} for r in runs[-2:]], sep="\n", flush=True)
             continue
         train = text.k_shot_per_class(pool, k, seed=args.seed)
         for mode in args.modes:
@@ -158,14 +188,14 @@ def run_reviews(args) -> None:
                 return {**enc, "labels": train.labels[index]}
 
             lr = {"head": 3e-3}.get(mode, 1e-3 if mode.startswith("lora") else 1e-4)
-            ft.finetune(model, params, ft.epoch_batches(len(train), batch_size, make_batch, args.seed), steps, lr,
-                        ft.classification_loss_and_accuracy, args.device)
+            losses = ft.finetune(model, params, ft.epoch_batches(len(train), batch_size, make_batch, args.seed), steps,
+                                 lr, ft.classification_loss_and_accuracy, args.device)
             pred = classify(model, tokenizer, evaluation.texts, args.device)
-            rows.append(dict(k=k, method=mode, accuracy=float((pred == truth).float().mean()), steps=steps, lr=lr,
-                             trainable_params=ft.count_parameters(params), wall_s=round(time.time() - start, 1),
-                             device=args.device, seed=args.seed))
-            print(rows[-1], flush=True)
-    print(save_rows("reviews", rows, args.out, ("k", "method")))
+            runs.append(record(dict(k=k, method=mode, accuracy=float((pred == truth).float().mean()), steps=steps, lr=lr,
+                                    trainable_params=ft.count_parameters(params), wall_s=round(time.time() - start, 1),
+                                    seed=args.seed), env, loss_history(losses)))
+            print({**runs[-1]["config"], **runs[-1]["final"]}, flush=True)
+    print(save_runs("reviews", runs, args.out))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -208,7 +238,7 @@ def run_icl(args) -> None:
     tokenizer, model = load_causal_lm(LM)
     model.to(args.device).eval()
     pool, evaluation, make_prompt, gen = task_data(args.task, args.n_eval)
-    rows = []
+    runs, env = [], environment(args.device)
     for k in args.k:
         for style in args.formats:
             for order in range(args.orders if k > 1 else 1):
@@ -221,16 +251,16 @@ def run_icl(args) -> None:
                         support = [support[j] for j in np.random.default_rng([order, i]).permutation(k)]
                     prompts.append(make_prompt(support, query, style))
                 outputs = generate_all(model, tokenizer, prompts, args.device, gen["max_new_tokens"], f"{args.task} k={k} {style}")
-                rows.append(dict(task=args.task, k=k, method=f"icl-{style}", order=order, **score(args.task, outputs, evaluation),
-                                 n_eval=len(evaluation), trainable_params=0, wall_s=round(time.time() - start, 1),
-                                 device=args.device, example_output=outputs[0]))
-                print({key: v for key, v in rows[-1].items() if key != "example_output"}, flush=True)
-    print(save_rows("icl", rows, args.out, ("task", "k", "method", "order")))
+                runs.append(record(dict(task=args.task, k=k, method=f"icl-{style}", order=order,
+                                        **score(args.task, outputs, evaluation), n_eval=len(evaluation), trainable_params=0,
+                                        wall_s=round(time.time() - start, 1), seed=args.seed, example_output=outputs[0]), env))
+                print({k: v for k, v in {**runs[-1]["config"], **runs[-1]["final"]}.items() if k != "example_output"}, flush=True)
+    print(save_runs("icl", runs, args.out))
 
 
 def run_lora_lm(args) -> None:
     pool, evaluation, make_prompt, gen = task_data(args.task, args.n_eval)
-    rows = []
+    runs, env = [], environment(args.device)
     for k in args.k:
         start = time.time()
         tokenizer, model = load_causal_lm(LM)
@@ -246,42 +276,39 @@ def run_lora_lm(args) -> None:
             return ft.tokenize_prompt_target(tokenizer, [prompts[i] for i in index], [targets[i] for i in index],
                                              max_length=args.max_length)
 
-        ft.finetune(model, params, ft.epoch_batches(k, batch_size, make_batch, args.seed), steps, args.lr,
-                    ft.lm_loss_and_accuracy, args.device, log_every=10)
+        losses = ft.finetune(model, params, ft.epoch_batches(k, batch_size, make_batch, args.seed), steps, args.lr,
+                             ft.lm_loss_and_accuracy, args.device, log_every=10)
         outputs = generate_all(model, tokenizer, [make_prompt([], q, "instruction") for q in evaluation], args.device,
                                gen["max_new_tokens"], f"{args.task} LoRA k={k}")
-        rows.append(dict(task=args.task, k=k, method=f"lora{args.rank}", **score(args.task, outputs, evaluation),
-                         n_eval=len(evaluation), steps=steps, lr=args.lr, trainable_params=ft.count_parameters(params),
-                         wall_s=round(time.time() - start, 1), device=args.device, example_output=outputs[0]))
-        print({key: v for key, v in rows[-1].items() if key != "example_output"}, flush=True)
-    print(save_rows("lora_lm", rows, args.out, ("task", "k", "method")))
+        runs.append(record(dict(task=args.task, k=k, method=f"lora{args.rank}", **score(args.task, outputs, evaluation),
+                                n_eval=len(evaluation), steps=steps, lr=args.lr, trainable_params=ft.count_parameters(params),
+                                wall_s=round(time.time() - start, 1), seed=args.seed, example_output=outputs[0]),
+                           env, loss_history(losses)))
+        print({k: v for k, v in {**runs[-1]["config"], **runs[-1]["final"]}.items() if k != "example_output"}, flush=True)
+    print(save_runs("lora_lm", runs, args.out))
 
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_args(p, "lr", "seed", "device", "threads", "out", out=str(HERE / "results"))  # --lr: LoRA LM only
     p.add_argument("experiment", choices=["reviews", "icl", "lora-lm", "plot", "table"])
     p.add_argument("--k", type=int, nargs="+", default=[0, 1, 8])
     p.add_argument("--modes", nargs="+", default=["head", "last", "all", "lora4", "lora16"])
     p.add_argument("--task", choices=["babi", "xsum"], default="babi")
     p.add_argument("--formats", nargs="+", choices=icl.FORMATS, default=["instruction"])
     p.add_argument("--orders", type=int, default=1, help="ICL: example orderings to try for k > 1")
-    p.add_argument("--n_eval", type=int, default=50, help="ICL / LoRA: evaluation questions or articles")
-    p.add_argument("--epochs", type=float, default=5.0)
-    p.add_argument("--max_steps", type=int, default=150)
-    p.add_argument("--lr", type=float, default=1e-3, help="LoRA LM learning rate")
+    p.add_argument("--n-eval", type=int, default=50, help="ICL / LoRA: evaluation questions or articles")
+    p.add_argument("--epochs", type=float, default=5.0, help="fine-tuning passes over the k-shot set (capped by --max-steps)")
+    p.add_argument("--max-steps", type=int, default=150)
     p.add_argument("--rank", type=int, default=8, help="LoRA LM rank")
-    p.add_argument("--max_length", type=int, default=384, help="LoRA LM: tokens per training sequence")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--out", type=Path, default=HERE / "results")
+    p.add_argument("--max-length", type=int, default=384, help="LoRA LM: tokens per training sequence")
     args = p.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args.out = Path(args.out)
     if args.experiment in ("plot", "table"):
         for path in sorted(args.out.glob("*.json")):
             plot(path) if args.experiment == "plot" else print(table(path))
         return
+    args.device = str(setup(args.seed, args.device, args.threads))
     {"reviews": run_reviews, "icl": run_icl, "lora-lm": run_lora_lm}[args.experiment](args)
 
 

@@ -3,14 +3,22 @@
 import json
 
 from cs330.grading import graded, submission_path
+from cs330.training.results import schema_problems
 
 
 def rows(name):
+    """results/<name>.json, a table {run name: results} in the cs330.training schema (each run checked),
+    as flat rows {**config, **final, "device": ...}."""
     path = submission_path("results", f"{name}.json")
     assert path.is_file(), f"results/{name}.json is missing: run run.py (see the README, question 4)"
-    data = json.loads(path.read_text())
-    assert isinstance(data.get("rows"), list) and data["rows"], f"results/{name}.json has no rows"
-    return data["rows"]
+    table = json.loads(path.read_text())
+    assert isinstance(table, dict) and "rows" not in table, \
+        f"results/{name}.json is not a table of runs in the cs330.training schema: rerun run.py (see the README)"
+    assert table, f"results/{name}.json has no runs"
+    for run_name, run in table.items():
+        problems = schema_problems(run)
+        assert not problems, f"results/{name}.json, run {run_name!r}: " + "; ".join(problems)
+    return [{**run["config"], **run["final"], "device": run["env"]["device"]} for run in table.values()]
 
 
 def has(rows_, **want):
