@@ -326,8 +326,14 @@ def worker_config(job: Job, run_dir: Path) -> dict:
         shutil.copy(path, probes / path.name)
     root.mkdir()
     tmp.mkdir(mode=0o700)
-    if mode == "setuid":  # no private root: the worker's own files are owned by its user, the rest is not
-        for folder in (job.workspace, tmp):
+    workspace = job.workspace
+    if mode in ("setuid", "process"):
+        # no private root: the worker gets a copy of its own, so what it writes (a link planted
+        # where a results file was, say) never reaches the files the tests read (job.workspace)
+        workspace = side / "work" / job.workspace.name
+        shutil.copytree(job.workspace, workspace, symlinks=True)
+    if mode == "setuid":  # the worker's own files are owned by its user, the rest is not
+        for folder in (workspace.parent, tmp):
             for path in [folder, *folder.rglob("*")]:
                 os.lchown(path, job.uid, job.uid)
         for folder in (side, *job.workspace.parents):
@@ -336,7 +342,7 @@ def worker_config(job: Job, run_dir: Path) -> dict:
             os.chmod(folder, 0o711)
     in_jail = mode in ("namespaces", "user-namespace")
     threads = str(job.threads)
-    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": jail.HOME if in_jail else str(job.workspace),
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": jail.HOME if in_jail else str(workspace),
            "TMPDIR": "/tmp" if in_jail else str(tmp), "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0", "MPLBACKEND": "Agg",
            "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     env.update({var: f"{env['TMPDIR']}/{name}" for var, name in (("TORCHINDUCTOR_CACHE_DIR", "torchinductor"), ("TRITON_CACHE_DIR", "triton"),
@@ -344,7 +350,7 @@ def worker_config(job: Job, run_dir: Path) -> dict:
     for var in ("CS330_DATA", "CS330_CACHE", "CUDA_VISIBLE_DEVICES"):
         if os.environ.get(var):
             env[var] = os.environ[var]
-    return {"mode": mode, "uid": job.uid, "root": str(root), "workspace": str(job.workspace), "folder": job.workspace.name,
+    return {"mode": mode, "uid": job.uid, "root": str(root), "workspace": str(workspace), "folder": job.workspace.name,
             "binds": jail.read_only_paths(), "probes": str(probes) if job.probes else "", "probe_modules": sorted(p.stem for p in job.probes),
             "workspace_mb": job.disk_mb, "tmp_mb": job.disk_mb, "memory_mb": job.memory_mb, "file_mb": job.disk_mb, "nproc": 256, "env": env}
 

@@ -33,8 +33,8 @@ def main(argv: list[str]) -> None:
     cfg = json.loads(argv[0])
     REQUESTS, REPLIES = cfg["fds"]
     workspace = jail.enter(cfg)
-    sys.path[:0] = [str(workspace), *([jail.PROBES] if cfg.get("probes") and cfg["mode"] in ("namespaces", "user-namespace")
-                                      else [cfg["probes"]] if cfg.get("probes") else [])]
+    probes = jail.PROBES if cfg["mode"] in ("namespaces", "user-namespace") else cfg.get("probes")
+    sys.path[:0] = [probes, str(workspace)] if cfg.get("probes") else [str(workspace)]  # the grader's probes first
     import torch  # imported once here, shared by every forked child
 
     from cs330.grading import code, wire

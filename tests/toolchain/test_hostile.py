@@ -283,6 +283,22 @@ def softmax(x):
     return torch.zeros(80_000_000)  # 320 MB: over the size cap on one reply
 '''
 
+PLANT_LINK = '''
+import os
+
+# No results file was handed in: plant one as a link to a file with the right numbers (a grader
+# that reads results as root would follow it), or else write one.
+os.makedirs("results", exist_ok=True)
+try:
+    os.symlink(PLANTED, "results/metrics.json")
+except OSError:
+    try:
+        with open("results/metrics.json", "w") as f:
+            f.write('{"pooled_sum": 2.0}')
+    except OSError:
+        pass
+'''
+
 FORK_BOMB = '''
 import os
 
@@ -315,10 +331,12 @@ CASES = {
     "watchdog": (REFERENCE + WATCHDOG, SOFTMAX_FAILS),
     "huge_reply": (REFERENCE + HUGE_REPLY, SOFTMAX_FAILS),
     "fork_bomb": (REFERENCE + FORK_BOMB, SOFTMAX_FAILS),
+    "plant_link": (REFERENCE + PLANT_LINK, {**ALL_PASS, "2a-0-basic": "failed"}),
 }
+NO_RESULTS = {"plant_link"}  # handed in without results/metrics.json
 # forge_report is left out: a worker running as root in `process` mode (only forced here, for the
 # test; a root grader uses `setuid` mode) could write into any process's descriptors.
-VERDICT_CASES = ["in_memory_reference", "forge_reply", "patch_comparisons", "lying_tensor", "huge_reply"]
+VERDICT_CASES = ["in_memory_reference", "forge_reply", "patch_comparisons", "lying_tensor", "huge_reply", "plant_link"]
 PRIVATE_ROOT = jail.available_mode() in ("namespaces", "user-namespace")
 if not PRIVATE_ROOT:  # these write to the real /tmp and /dev/shm when there is no private root
     for name in ("disk_bomb", "persist_a", "persist_b", "host_files"):
@@ -330,12 +348,15 @@ SUBMISSION_CASES = {  # attacks through the submission's files themselves
 
 
 def make_submissions(folder: Path, cases) -> None:
+    planted = folder / "planted.json"  # what the plant_link attack points its link at
+    planted.write_text('{"pooled_sum": 2.0}')
     for name in cases:
         sub = folder / name
         sub.mkdir(parents=True)
-        (sub / "toy.py").write_text(CASES[name][0])
-        (sub / "results").mkdir()
-        (sub / "results" / "metrics.json").write_text('{"pooled_sum": 2.0}')
+        (sub / "toy.py").write_text(CASES[name][0].replace("PLANTED", repr(str(planted))))
+        if name not in NO_RESULTS:
+            (sub / "results").mkdir()
+            (sub / "results" / "metrics.json").write_text('{"pooled_sum": 2.0}')
 
 
 def make_file_attacks(folder: Path) -> None:
