@@ -106,8 +106,9 @@ def _region_end(lines: list[str], start: int, end: re.Pattern, kind: str, path: 
     raise MarkerError(path, start + 1, f"BEGIN {kind} without a matching END {kind}")
 
 
-def strip_solutions(text: str, path: str = "<string>") -> Transformed:
-    """Replace every solution region and line of ``text`` with its stub."""
+def strip_solutions(text: str, path: str = "<string>", keep: bool = False) -> Transformed:
+    """Replace every solution region and line of ``text`` with its stub (``keep``: with its own
+    lines, markers removed)."""
     out: list[str] = []
     result = Transformed(text="")
     lines = text.splitlines()
@@ -119,7 +120,7 @@ def strip_solutions(text: str, path: str = "<string>") -> Transformed:
             args = _args(path, lineno, begin.group("args"))
             j = _region_end(lines, i, END_SOLUTION, "SOLUTION", path)
             result.removed += lines[i + 1 : j]
-            out += _stub(begin.group("indent"), args)
+            out += lines[i + 1 : j] if keep else _stub(begin.group("indent"), args)
             result.n_solutions += 1
             i = j + 1
             continue
@@ -128,7 +129,8 @@ def strip_solutions(text: str, path: str = "<string>") -> Transformed:
         inline = INLINE_SOLUTION.match(line)
         if inline and not line.lstrip().startswith("#"):
             result.removed.append(inline.group("code"))
-            out.append(_inline_stub(inline.group("indent"), inline.group("code")))
+            code = inline.group("indent") + inline.group("code")
+            out.append(code if keep else _inline_stub(inline.group("indent"), inline.group("code")))
             result.n_solutions += 1
         else:
             out.append(line)
@@ -167,19 +169,7 @@ def solved_copy(text: str, path: str = "<string>") -> str:
 
     For a file of an earlier homework that a later one is given once the earlier one is past due
     (``given`` in homework.toml)."""
-    out, lines, i = [], text.splitlines(), 0
-    while i < len(lines):
-        line = lines[i]
-        if BEGIN_SOLUTION.match(line):
-            _args(path, i + 1, BEGIN_SOLUTION.match(line).group("args"))
-            j = _region_end(lines, i, END_SOLUTION, "SOLUTION", path)
-            out += lines[i + 1 : j]
-            i = j + 1
-            continue
-        inline = INLINE_SOLUTION.match(line)
-        out.append(f"{inline.group('indent')}{inline.group('code')}" if inline and not line.lstrip().startswith("#") else line)
-        i += 1
-    solved = strip_hidden("\n".join(out) + ("\n" if text.endswith("\n") else ""), path).text
+    solved = strip_hidden(strip_solutions(text, path, keep=True).text, path).text
     for n, line in enumerate(solved.splitlines(), 1):
         if ANY_MARKER.search(line):
             raise MarkerError(path, n, f"stray marker left in the solved copy: {line.strip()!r}")
