@@ -298,3 +298,12 @@ def test_data_corrupt_or_incomplete_is_an_error_naming_the_file(tmp_path, monkey
     root = omniglot_root(tmp_path / "b", parts=("images_background",))
     with pytest.raises(DataNotFoundError, match=r"images_evaluation\.zip"):
         omniglot_or_glyphs("omniglot", root, log=None)
+
+
+def test_determinism_warns_instead_of_stopping_a_run():
+    """An operation without a deterministic version (on CUDA, say) warns: hw0's old setting."""
+    try:
+        setup(seed=0, device="cpu", deterministic=True)
+        assert torch.is_deterministic_algorithms_warn_only_enabled()
+    finally:
+        setup(seed=0, device="cpu", deterministic=False)

@@ -27,7 +27,7 @@ def setup(seed: int = 0, device: str | torch.device | None = "auto", threads: in
 
     Seeds python ``random``, numpy's global RNG (when numpy is imported) and torch (CPU and every
     CUDA device) with ``seed``. ``threads``: intra-op threads (None keeps torch's default, one per
-    core). ``deterministic``: ``torch.use_deterministic_algorithms(True)`` and no cuDNN autotuning,
+    core). ``deterministic``: ``torch.use_deterministic_algorithms(True, warn_only=True)`` and no cuDNN autotuning,
     so that a rerun on the same machine gives the same numbers (slower on a GPU; on CUDA it also
     needs ``CUBLAS_WORKSPACE_CONFIG``, set here when absent).
     """
@@ -39,7 +39,7 @@ def setup(seed: int = 0, device: str | torch.device | None = "auto", threads: in
         torch.set_num_threads(threads)
     if deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(deterministic)
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)  # an op without a deterministic version warns
     if deterministic:
         torch.backends.cudnn.benchmark = False  # autotuning may pick a different kernel each run
     return pick_device(device)
