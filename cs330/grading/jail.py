@@ -34,6 +34,7 @@ import resource
 import shutil
 import signal
 import subprocess
+import tempfile
 from functools import lru_cache
 from pathlib import Path
 
@@ -99,6 +100,15 @@ def read_only_paths() -> list[str]:
         for q in (os.path.abspath(p), os.path.realpath(p)):
             if os.path.exists(q) and q not in out:
                 out.append(q)
+    # never a folder that holds the grader's own (the temp folder with every job, the repository)
+    from cs330.data.root import repo_root
+
+    private = [Path(tempfile.gettempdir()).resolve(), *([repo_root().resolve()] if repo_root() else [])]
+    for p in out:
+        for secret in private:
+            if secret.is_relative_to(p):
+                raise ValueError(f"{p} would show the student's process {secret} (it holds the grader's files): "
+                                 "keep Python, the data root ($CS330_DATA) and the cache ($CS330_CACHE) out of it")
     # a folder inside another one is covered by it (and mounting it again would hide nothing)
     return [p for p in out if not any(p != q and Path(p).is_relative_to(q) for q in out)]
 
@@ -174,8 +184,22 @@ def _private_root(cfg: dict) -> Path:
     for top in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):  # merged-/usr links, kept as links
         if os.path.islink(f"/{top}"):
             os.symlink(os.readlink(f"/{top}"), root / top)
+    # the private, writable folders first: what is bound below may lie inside them (a virtual
+    # environment or a checkout under /tmp) and must stay visible, read-only, on top
+    _tmpfs(libc, root / "tmp", cfg["tmp_mb"], "1777")
+    home = root / HOME.lstrip("/")
+    _tmpfs(libc, home, cfg["workspace_mb"], "755")
+    workspace = home / cfg["folder"]
+    shutil.copytree(cfg["workspace"], workspace, symlinks=True)
+    if cfg["mode"] == "namespaces":
+        for folder, _, files in os.walk(home):
+            os.chown(folder, cfg["uid"], cfg["uid"])
+            for name in files:
+                os.chown(os.path.join(folder, name), cfg["uid"], cfg["uid"], follow_symlinks=False)
     for path in cfg["binds"]:
         _bind(libc, Path(path), root, readonly=True)
+    if cfg.get("probes"):
+        _bind(libc, Path(cfg["probes"]), root, readonly=True, at=PROBES)
     # /proc: this PID namespace's own, with the kernel's settings read-only
     (root / "proc").mkdir()
     _mount(libc, "proc", root / "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
@@ -194,19 +218,6 @@ def _private_root(cfg: dict) -> Path:
     for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
         os.symlink(target, root / "dev" / name)
     _tmpfs(libc, root / "dev" / "shm", cfg["tmp_mb"], "1777")
-    _tmpfs(libc, root / "tmp", cfg["tmp_mb"], "1777")
-    # the submission: a copy on a size-capped tmpfs of its own
-    home = root / HOME.lstrip("/")
-    _tmpfs(libc, home, cfg["workspace_mb"], "755")
-    workspace = home / cfg["folder"]
-    shutil.copytree(cfg["workspace"], workspace, symlinks=True)
-    if cfg.get("probes"):
-        _bind(libc, Path(cfg["probes"]), root, readonly=True, at=PROBES)
-    if cfg["mode"] == "namespaces":
-        for folder, _, files in os.walk(home):
-            os.chown(folder, cfg["uid"], cfg["uid"])
-            for name in files:
-                os.chown(os.path.join(folder, name), cfg["uid"], cfg["uid"], follow_symlinks=False)
     _pivot(libc, root)
     os.chdir(f"{HOME}/{cfg['folder']}")
     try:

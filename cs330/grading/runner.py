@@ -351,8 +351,15 @@ def worker_config(job: Job, run_dir: Path) -> dict:
         if os.environ.get(var):
             env[var] = os.environ[var]
     return {"mode": mode, "uid": job.uid, "root": str(root), "workspace": str(workspace), "folder": job.workspace.name,
-            "binds": jail.read_only_paths(), "probes": str(probes) if job.probes else "", "probe_modules": sorted(p.stem for p in job.probes),
+            "binds": _read_only_paths(), "probes": str(probes) if job.probes else "", "probe_modules": sorted(p.stem for p in job.probes),
             "workspace_mb": job.disk_mb, "tmp_mb": job.disk_mb, "memory_mb": job.memory_mb, "file_mb": job.disk_mb, "nproc": 256, "env": env}
+
+
+def _read_only_paths() -> list[str]:
+    try:
+        return jail.read_only_paths()
+    except ValueError as e:
+        raise GraderFault(str(e)) from None
 
 
 def _hideable(paths: list[Path], keep: list[Path]) -> list[str]:

@@ -118,3 +118,40 @@ def test_setuid_mode_grades_and_contains(tmp_path, toyhw):
     world = json.loads(next(line for line in out.splitlines() if line.startswith("WORLD "))[len("WORLD "):])
     assert world["uid"] >= 61000 and not (world["write_usr"] or world["write_proc_sys"] or world["read_shadow"]), world
     assert not Path("/usr/cs330-hostile-marker").exists()
+
+
+READ_DATA = '''
+import os
+
+_mean_pool = mean_pool
+
+def mean_pool(x):
+    try:
+        print("DATA " + open(os.path.join(os.environ["CS330_DATA"], "marker.txt")).read())
+    except OSError as e:
+        print("DATA unreadable", e)
+    return _mean_pool(x)
+'''
+
+
+@pytest.mark.skipif(jail.available_mode() != "namespaces", reason="the namespaces mode needs root and Linux namespaces")
+def test_read_only_paths_under_tmp_stay_visible(tmp_path, toyhw, monkeypatch):
+    """The private /tmp must not hide what is bound inside it (a venv, a checkout or data under /tmp)."""
+    data = tmp_path / "data"
+    data.mkdir(mode=0o755)
+    (data / "marker.txt").write_text("visible")
+    os.chmod(data / "marker.txt", 0o644)
+    monkeypatch.setenv("CS330_DATA", str(data))
+    report = grader.grade(toyhw.root, submission(tmp_path, REFERENCE + READ_DATA))
+    out = next(o for o in report.outcomes if o.id == "1b-0-basic").output
+    assert "DATA visible" in out, out
+
+
+def test_a_data_root_holding_the_graders_files_is_refused(tmp_path, toyhw, monkeypatch):
+    """Binding the whole temp folder (where every job's tests and reference live) would show them
+    to the student's process: a grader fault that says why, before any student code runs."""
+    import tempfile
+
+    monkeypatch.setenv("CS330_DATA", tempfile.gettempdir())
+    report = grader.grade(toyhw.root, submission(tmp_path, REFERENCE))
+    assert report.fault and "holds the grader's files" in report.fault and report.score == 0
