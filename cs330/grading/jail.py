@@ -172,15 +172,15 @@ def enter(cfg: dict) -> Path:
     if mode == "namespaces" or mode == "setuid":
         _become(cfg["uid"])
     elif mode == "user-namespace":
-        _drop_capabilities()
+        drop_capabilities()
     return workspace
 
 
 def _private_root(cfg: dict) -> Path:
     libc = _libc()
     root = Path(cfg["root"])
-    _mount(libc, None, "/", None, MS_REC | MS_PRIVATE)
-    _mount(libc, "tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=16m,mode=755")
+    mount(libc, None, "/", None, MS_REC | MS_PRIVATE)
+    mount(libc, "tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=16m,mode=755")
     for top in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):  # merged-/usr links, kept as links
         if os.path.islink(f"/{top}"):
             os.symlink(os.readlink(f"/{top}"), root / top)
@@ -202,16 +202,16 @@ def _private_root(cfg: dict) -> Path:
         _bind(libc, Path(cfg["probes"]), root, readonly=True, at=PROBES)
     # /proc: this PID namespace's own, with the kernel's settings read-only
     (root / "proc").mkdir()
-    _mount(libc, "proc", root / "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    mount(libc, "proc", root / "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     for sub in ("sys", "sysrq-trigger", "irq", "bus", "fs"):
         target = root / "proc" / sub
         if target.exists():
-            _mount(libc, target, target, None, MS_BIND | MS_REC)
-            _mount(libc, None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
+            mount(libc, target, target, None, MS_BIND | MS_REC)
+            mount(libc, None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
     _bind(libc, Path("/sys"), root, readonly=True)
     # /dev: a few device nodes, and a private /dev/shm
     (root / "dev").mkdir()
-    _mount(libc, "tmpfs", root / "dev", "tmpfs", MS_NOSUID, "size=64k,mode=755")
+    mount(libc, "tmpfs", root / "dev", "tmpfs", MS_NOSUID, "size=64k,mode=755")
     for name in [*DEVICES, *(p.name for p in Path("/dev").glob("nvidia*") if not p.is_dir())]:
         if Path("/dev", name).exists():
             _bind(libc, Path("/dev", name), root, readonly=False)
@@ -239,14 +239,14 @@ def _bind(libc, source: Path, root: Path, readonly: bool, at: str | None = None)
     else:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.touch()
-    _mount(libc, source, target, None, MS_BIND | MS_REC)
+    mount(libc, source, target, None, MS_BIND | MS_REC)
     if readonly:
-        _mount(libc, None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
+        mount(libc, None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
 
 
 def _tmpfs(libc, target: Path, size_mb: int, mode: str) -> None:
     target.mkdir(parents=True, exist_ok=True)
-    _mount(libc, "tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, f"size={int(size_mb)}m,mode={mode}")
+    mount(libc, "tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, f"size={int(size_mb)}m,mode={mode}")
 
 
 def _pivot(libc, root: Path) -> None:
@@ -284,26 +284,33 @@ def _vm_size() -> int:
 def _become(uid: int) -> None:
     """Become ``uid`` for good: no groups, no capabilities (bounding set too), no new privileges."""
     libc = _libc()
-    for cap in range(64):
-        libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)  # EINVAL past the last capability: ignored
+    _drop_bounding_set(libc)  # while still allowed to (CAP_SETPCAP)
     os.setgroups([])
     os.setresgid(uid, uid, uid)
     os.setresuid(uid, uid, uid)
-    if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "jail: PR_SET_NO_NEW_PRIVS failed")
+    _no_new_privileges(libc)
     if os.getuid() != uid or os.geteuid() != uid or _effective_caps() != 0:
         raise OSError(f"jail: still privileged after becoming uid {uid}")
 
 
-def _drop_capabilities() -> None:
-    libc = _libc()
-    for cap in range(64):
-        libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)
-    if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "jail: PR_SET_NO_NEW_PRIVS failed")
+def drop_capabilities(libc=None) -> None:
+    """Drop every capability for good, staying the same user: the bounding set, then this process's."""
+    libc = libc or _libc()
+    _drop_bounding_set(libc)
+    _no_new_privileges(libc)
     header, data = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0), (_CapData * 2)()
     if libc.capset(ctypes.byref(header), data) != 0:
         raise OSError(ctypes.get_errno(), "jail: capset failed")
+
+
+def _drop_bounding_set(libc) -> None:
+    for cap in range(64):
+        libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)  # EINVAL past the last capability: ignored
+
+
+def _no_new_privileges(libc) -> None:
+    if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "jail: PR_SET_NO_NEW_PRIVS failed")
 
 
 def _effective_caps() -> int:
@@ -325,7 +332,8 @@ def _libc():
     return ctypes.CDLL(None, use_errno=True)
 
 
-def _mount(libc, source, target, fstype, flags, data=None) -> None:
+def mount(libc, source, target, fstype, flags, data=None) -> None:
+    """mount(2), raising OSError with the target's name."""
     enc = lambda s: None if s is None else str(s).encode()  # noqa: E731
     if libc.mount(enc(source), enc(target), enc(fstype), flags, enc(data)) != 0:
         err = ctypes.get_errno()

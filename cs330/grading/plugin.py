@@ -149,19 +149,15 @@ def pytest_unconfigure(config):
 def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
-    if call.excinfo is not None and _is_student_failure(call.excinfo.value):
+    remote = sys.modules.get("cs330.grading.remote")  # loaded only where a student worker runs
+    if call.excinfo is not None and remote is not None and isinstance(call.excinfo.value, remote.StudentFailure):
         # what the student's code did, in the student's terms: no grader traceback
         report.longrepr = str(call.excinfo.value)
-        if type(call.excinfo.value).__name__ == "StudentTimeout":
-            report.cs330_timeout = True
+        report.cs330_timeout = isinstance(call.excinfo.value, remote.StudentTimeout)
     meta = graded_meta(item)
     if call.when == "call" and report.passed and meta and meta["hidden"] and _is_student_copy(item):
         report.outcome = "skipped"
         report.longrepr = (str(item.path), item.location[1] or 0, "hidden test: your code ran without errors; its checks run on the autograder")
-
-
-def _is_student_failure(e: BaseException) -> bool:
-    return "cs330.grading.remote" in sys.modules and isinstance(e, sys.modules["cs330.grading.remote"].StudentFailure)
 
 
 def _is_student_copy(item) -> bool:

@@ -27,6 +27,7 @@ import subprocess
 import sys
 import threading
 import time
+from typing import NoReturn
 
 from cs330.grading import jail, wire
 
@@ -159,7 +160,7 @@ class Worker:
                 self._send({"op": "end"})
                 reply = self._read(min(self.deadline, time.monotonic()) + END_TIMEOUT)
                 if reply.get("session") != self.token or "ended" not in reply:
-                    raise NotAResult("unexpected reply at the end of the test")
+                    self._lie("a reply at the end of the test that is not the end")
             except StudentFailure:
                 self.kill()
         self.token = ""
@@ -175,17 +176,13 @@ class Worker:
         reply = self._read(self.deadline)
         if reply.get("session") == self.token and "ended" in reply and type(reply["ended"]) is int:
             self.token = ""  # the zygote reports that this test's child is gone
-            output = self.output.peek()
-            raise StudentCrash(f"your code's process died ({jail.describe_exit(os.waitstatus_to_exitcode(reply['ended']))})."
-                               + (f"\nIts last output:\n{output[-3000:]}" if output.strip() else ""))
+            self._crash(os.waitstatus_to_exitcode(reply["ended"]))
         if reply.get("session") != self.token or reply.get("seq") != self.seq or type(reply.get("ok")) is not bool:
-            self.kill()
-            raise NotAResult("your code's process sent something that is not a result (a reply that answers no request)")
+            self._lie("a reply that answers no request")
         if not reply["ok"]:
             error = reply.get("error")
             if type(error) is not dict or not all(type(error.get(k, "")) is str for k in ("type", "message", "traceback", "importing")):
-                self.kill()
-                raise NotAResult("your code's process sent something that is not a result (a malformed error)")
+                self._lie("a malformed error")
             raise StudentError(error)
         return reply.get("value")
 
@@ -199,21 +196,14 @@ class Worker:
         header = self._read_exactly(wire.HEADER.size, deadline, starting)
         magic, length = wire.HEADER.unpack(header)
         if magic != wire.MAGIC or length > MAX_REPLY:
-            self.kill()
-            why = "too large" if magic == wire.MAGIC else "not a message"
-            raise NotAResult(f"your code's process sent something that is not a result ({why})")
+            self._lie("too large" if magic == wire.MAGIC else "not a message")
         payload = self._read_exactly(length, deadline, starting)
         try:
             message = wire.unpack(payload)
         except wire.NotAResult as e:
-            self.kill()
-            raise NotAResult(f"your code's process sent something that is not a result: {e}") from None
-        if type(message) is not dict:
-            self.kill()
-            raise NotAResult("your code's process sent something that is not a result")
-        if starting and "ready" not in message:
-            self.kill()
-            raise NotAResult("the worker did not start cleanly")
+            self._lie(str(e))
+        if type(message) is not dict or starting and "ready" not in message:
+            self._lie("not a message")
         return message
 
     def _read_exactly(self, n: int, deadline: float, starting: bool) -> bytes:
@@ -238,8 +228,17 @@ class Worker:
     def _died(self):
         code = self.proc.wait(timeout=30) if self.proc is not None else None
         self.kill()
+        self._crash(code)
+
+    def _crash(self, code) -> NoReturn:
+        """Fail the test: the student's process exited with ``code``."""
         output = self.output.peek()
         raise StudentCrash(f"your code's process died ({jail.describe_exit(code)})." + (f"\nIts last output:\n{output[-3000:]}" if output.strip() else ""))
+
+    def _lie(self, why: str) -> NoReturn:
+        """Fail the test and stop the worker: what it sent is not a result (``why``)."""
+        self.kill()
+        raise NotAResult(f"your code's process sent something that is not a result ({why})")
 
     # -- values -------------------------------------------------------------------------------
     def encode(self, value):

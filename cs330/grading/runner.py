@@ -77,7 +77,7 @@ class Job:
     probes: list[Path] = field(default_factory=list)  # probe modules the worker may run
     uid: int = 61000  # the worker's own unprivileged user
     total_timeout: float = 1800.0  # seconds for the whole submission
-    deadline: float = float("inf")  # time.monotonic() when the total runs out (set by run_all / collect)
+    deadline: float = float("inf")  # time.monotonic() when the total runs out (set by run_all / run)
 
 
 @lru_cache(maxsize=1)
@@ -223,7 +223,7 @@ def _run_process(job: Job, ids: list[Outcome] | None, collect_only: bool = False
     by_node = {o.nodeid: o for o in ids or []}
     outcomes: list[Outcome] = []
     current: Outcome | None = None
-    deadline = min(time.monotonic() + START_TIMEOUT, job.deadline + job.grace)
+    deadline = _until(job, START_TIMEOUT)
     progressed = False
     malformed = False
     buffer = b""
@@ -264,11 +264,11 @@ def _run_process(job: Job, ids: list[Outcome] | None, collect_only: bool = False
                                             hidden=t["hidden"], doc=t["doc"], timeout=t["timeout"]) for t in event["tests"]]
                         if ids is None:
                             by_node = {o.nodeid: o for o in outcomes}
-                        deadline = min(time.monotonic() + START_TIMEOUT, job.deadline + job.grace)
+                        deadline = _until(job, START_TIMEOUT)
                     elif kind == "start" or kind == "clock" and job.trusted:  # clock: the worker is ready, the test's time starts
                         current = by_node.get(event["nodeid"])
                         limit = (current.timeout if current and current.timeout else job.timeout) + job.grace
-                        deadline = min(time.monotonic() + limit, job.deadline + job.grace)
+                        deadline = _until(job, limit)
                     elif kind == "end":
                         done = by_node.get(event["nodeid"])
                         if done is not None:
@@ -276,7 +276,7 @@ def _run_process(job: Job, ids: list[Outcome] | None, collect_only: bool = False
                             done.duration = event["duration"]
                             progressed = True
                         current = None
-                        deadline = min(time.monotonic() + START_TIMEOUT, job.deadline + job.grace)
+                        deadline = _until(job, START_TIMEOUT)
     except _Malformed:
         malformed = True
     finally:
@@ -297,6 +297,11 @@ def _run_process(job: Job, ids: list[Outcome] | None, collect_only: bool = False
     if collect_only and not outcomes:
         raise GraderFault(f"no graded tests were collected ({jail.describe_exit(code)}):\n{_tail(log)}")
     return outcomes, progressed
+
+
+def _until(job: Job, seconds: float) -> float:
+    """The time.monotonic() ``seconds`` from now, but never past the submission's budget (+ grace)."""
+    return min(time.monotonic() + seconds, job.deadline + job.grace)
 
 
 class _Malformed(Exception):

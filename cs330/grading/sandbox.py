@@ -24,9 +24,7 @@ import shutil
 import sys
 from pathlib import Path
 
-MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC = 1, 2, 4, 32, 4096, 16384
-PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 24, 38
-_LINUX_CAPABILITY_VERSION_3 = 0x20080522
+from cs330.grading.jail import MS_BIND, MS_NODEV, MS_NOSUID, MS_RDONLY, MS_REC, MS_REMOUNT, drop_capabilities, limit_memory, mount
 
 
 def modules_from(folder: Path) -> list[str]:
@@ -50,8 +48,7 @@ def enter(memory_mb: int | None = None, file_mb: int | None = 1024, hide=(), kee
     if file_mb:
         resource.setrlimit(resource.RLIMIT_FSIZE, (file_mb << 20, file_mb << 20))
     if memory_mb:
-        limit = _vm_size() + (memory_mb << 20)
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        limit_memory(memory_mb)
     if isolated:
         libc = ctypes.CDLL(None, use_errno=True)
         # The runner already made "/" read-only in this mount namespace, with ``keep`` on writable
@@ -61,49 +58,16 @@ def enter(memory_mb: int | None = None, file_mb: int | None = 1024, hide=(), kee
             if not Path(path).is_dir():
                 continue
             inner = [k for k in keep if Path(k).is_relative_to(path)]
-            _mount(libc, "none", path, "tmpfs", MS_NOSUID | MS_NODEV, f"size=64k,mode={'711' if inner else '000'}")
+            mount(libc, "none", path, "tmpfs", MS_NOSUID | MS_NODEV, f"size=64k,mode={'711' if inner else '000'}")
             for k in inner:
                 os.makedirs(k, mode=0o711, exist_ok=True)
-                _mount(libc, f"/proc/self/fd/{handles[k]}", k, None, MS_BIND | MS_REC, None)
-            _mount(libc, "none", path, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, None)
+                mount(libc, f"/proc/self/fd/{handles[k]}", k, None, MS_BIND | MS_REC, None)
+            mount(libc, "none", path, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, None)
         for fd in handles.values():
             os.close(fd)
-        _drop_capabilities(libc)
+        drop_capabilities(libc)
     for path in delete:
         shutil.rmtree(path, ignore_errors=True)
     import linecache
 
     linecache.clearcache()
-
-
-def _vm_size() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmSize:"):
-            return int(line.split()[1]) << 10
-    return 0
-
-
-def _mount(libc, source, target, fstype, flags, data) -> None:
-    enc = lambda s: None if s is None else str(s).encode()  # noqa: E731
-    if libc.mount(enc(source), enc(target), enc(fstype), flags, enc(data)) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"sandbox: mount {target} failed: {os.strerror(err)}")
-
-
-class _CapHeader(ctypes.Structure):
-    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
-
-
-class _CapData(ctypes.Structure):
-    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
-
-
-def _drop_capabilities(libc) -> None:
-    """Drop every capability for good: from the bounding set, then from this process."""
-    for cap in range(64):
-        libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)  # EINVAL past the last capability: ignored
-    if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "sandbox: PR_SET_NO_NEW_PRIVS failed")
-    header, data = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0), (_CapData * 2)()
-    if libc.capset(ctypes.byref(header), data) != 0:
-        raise OSError(ctypes.get_errno(), "sandbox: capset failed")

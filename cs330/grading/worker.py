@@ -92,6 +92,7 @@ def _kill_the_rest() -> None:
 
 
 def _read():
+    """The grader's next request, or None when it has closed the channel."""
     from cs330.grading import wire
 
     header = _read_exactly(wire.HEADER.size)
@@ -100,12 +101,7 @@ def _read():
     magic, length = wire.HEADER.unpack(header)
     if magic != wire.MAGIC:
         os._exit(2)
-    payload = _read_exactly(length)
-    import io
-
-    import torch
-
-    return torch.load(io.BytesIO(payload), weights_only=True)
+    return wire.unpack(_read_exactly(length))
 
 
 def _read_exactly(n: int) -> bytes | None:
