@@ -3,6 +3,9 @@
 # Homework-style trees (golden release copies, fixture homeworks) are graded by the tests, not collected.
 collect_ignore = ["golden", "fixtures"]
 
+import importlib
+import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -25,3 +28,18 @@ def toy_release(tmp_path_factory, toyhw):
 
     out = tmp_path_factory.mktemp("toy-release")
     return release.release(toyhw, out)
+
+
+@contextmanager
+def imported_from(folder: Path, name: str):
+    """Import module ``name`` from a homework folder; afterwards forget every module loaded from that
+    folder, so that another homework's modules of the same names (train, model, maml) load afresh."""
+    from cs330.grading.sandbox import modules_from
+
+    sys.path.insert(0, str(folder))
+    try:
+        yield importlib.import_module(name)
+    finally:
+        sys.path.remove(str(folder))
+        for module in modules_from(folder):
+            del sys.modules[module]

@@ -2,7 +2,6 @@
 then resumed, ends with the weights of the uninterrupted run; resuming other settings is refused.
 (Tiny runs on synthetic glyphs, CPU, one thread.)"""
 
-import importlib
 import signal
 import subprocess
 import sys
@@ -11,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import imported_from
 
 from cs330.training import ConfigMismatchError
 
@@ -21,13 +21,8 @@ RUN = dict(n_way=2, k_shot=1, meta_batch_size=4, steps=12, hidden_dim=16, seed=3
 
 @pytest.fixture(scope="module")
 def train():
-    sys.path.insert(0, str(HW1))
-    try:
-        yield importlib.import_module("train")
-    finally:  # hw1's train, model, data_generator leave no trace for other homeworks' modules of the same names
-        sys.path.remove(str(HW1))
-        for name in ("train", "model", "data_generator"):
-            sys.modules.pop(name, None)
+    with imported_from(HW1, "train") as module:
+        yield module
 
 
 @pytest.fixture(scope="module")

@@ -1,26 +1,20 @@
 """hw2_maml_protonet/train.py's run options: the Adam halving schedule across a resume, and ProtoNet
 trained on wide tasks and tested on narrow ones (tiny runs on synthetic glyphs, CPU)."""
 
-import importlib
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import imported_from
 
 HW2 = Path(__file__).resolve().parents[1] / "hw2_maml_protonet"
 
 
 @pytest.fixture(scope="module")
 def train():
-    sys.path.insert(0, str(HW2))
-    try:
-        yield importlib.import_module("train")
-    finally:  # hw2's train, maml, protonet leave no trace for other homeworks' modules of the same names
-        sys.path.remove(str(HW2))
-        for name in ("train", "maml", "protonet"):
-            sys.modules.pop(name, None)
+    with imported_from(HW2, "train") as module:
+        yield module
 
 
 def args(train, tmp_path, **settings):
