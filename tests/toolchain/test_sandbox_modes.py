@@ -41,6 +41,7 @@ def _world():
     facts["write_cwd"] = can(lambda: open("cs330-probe-file", "w").write("x"))
     facts["network"] = can(lambda: socket.create_connection(("127.0.0.1", 9), timeout=0.5))
     facts["lo_up"] = "UP" in os.popen("cat /sys/class/net/lo/operstate 2>/dev/null").read().upper()
+    facts["sees_repository"] = any(os.path.exists(os.path.join(REPOSITORY, name)) for name in (".git", "tests", "hw0_multitask"))
     facts["processes"] = sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
     return facts
 
@@ -50,6 +51,11 @@ def mean_pool(x):
     print("WORLD " + json.dumps(_world()))
     return _mean_pool(x)
 '''
+
+
+def world_source() -> str:
+    """The probe above, told where the course repository lives on this machine."""
+    return WORLD.replace("REPOSITORY", repr(str(Path(__file__).resolve().parents[2])))
 
 
 def world_of(report) -> dict:
@@ -68,15 +74,19 @@ def submission(tmp_path: Path, source: str) -> Path:
 
 @pytest.mark.skipif(jail.available_mode() != "namespaces", reason="the namespaces mode needs root and Linux namespaces")
 def test_the_workers_world_in_namespaces(tmp_path, toyhw):
-    report = grader.grade(toyhw.root, submission(tmp_path, REFERENCE + WORLD))
+    report = grader.grade(toyhw.root, submission(tmp_path, REFERENCE + world_source()))
     assert report.score == report.max_score == 8, report.table()
     world = world_of(report)
     assert world["uid"] == world["euid"] >= 61000, "an unprivileged uid of its own"
     assert world["cwd"] == "/home/student/toyhw"
     assert world["fds"] == [0, 1, 2, 3, 4, 5] or len(world["fds"]) <= 6, f"only its own channel and output: {world['fds']}"
     assert not {"CS330_SUBMISSION", "CS330_REFERENCE", "CS330_TRUSTED_GRADER"} & set(world["env"]), "a scrubbed environment"
-    assert set(world["root"]) <= {"bin", "dev", "etc", "home", "lib", "lib32", "lib64", "libx32", "probes", "proc", "root", "sbin",
-                                  "sys", "tmp", "usr", "work", "opt", "srv", "var"}, world["root"]
+    # the top of its root: the system's folders, plus the first folder on the way to each read-only
+    # bind (Python, the cs330 package, the data root), wherever the machine keeps them (/check in CI)
+    binds = {Path(p).parts[1] for p in jail.read_only_paths()}
+    system = {"bin", "dev", "etc", "home", "lib", "lib32", "lib64", "libx32", "probes", "proc", "root", "sbin", "sys", "tmp", "usr"}
+    assert set(world["root"]) <= system | binds, world["root"]
+    assert not world["sees_repository"], "the course repository (tests, reference, .git) is out of its sight"
     assert not (world["write_usr"] or world["write_proc_sys"] or world["read_shadow"] or world["network"]), world
     assert world["write_cwd"], "its own workspace is writable"
     assert len(world["processes"]) <= 3, f"it sees only its own processes: {world['processes']}"
@@ -95,7 +105,7 @@ def _closed_folder_before_python() -> tuple[Path, Path] | None:
 def test_setuid_mode_grades_and_contains(tmp_path, toyhw):
     """Root without namespaces: the worker is another user; the reference scores 8, host files stay
     out of its reach, and results.json says which mode was used."""
-    sub = submission(tmp_path, REFERENCE + WORLD)
+    sub = submission(tmp_path, REFERENCE + world_source())
     results = tmp_path / "results.json"
     grade = f"CS330_SANDBOX=setuid exec {sys.executable} -m cs330.cli grade {toyhw.root} {sub} --results {results}"
     hidden = _closed_folder_before_python()
