@@ -357,7 +357,14 @@ def worker_config(job: Job, run_dir: Path) -> dict:
             env[var] = os.environ[var]
     return {"mode": mode, "uid": job.uid, "root": str(root), "workspace": str(workspace), "folder": job.workspace.name,
             "binds": _read_only_paths(), "probes": str(probes) if job.probes else "", "probe_modules": sorted(p.stem for p in job.probes),
-            "workspace_mb": job.disk_mb, "tmp_mb": job.disk_mb, "memory_mb": job.memory_mb, "file_mb": job.disk_mb, "nproc": 256, "env": env}
+            "workspace_mb": job.disk_mb + _size_mb(job.workspace), "tmp_mb": job.disk_mb, "memory_mb": job.memory_mb, "file_mb": job.disk_mb, "nproc": 256, "env": env}
+
+
+def _size_mb(folder: Path) -> int:
+    """The megabytes the files under ``folder`` take (rounded up). The workspace holds them on top of
+    the ``disk_mb`` the student's code may write: a submission the grader took never fills it."""
+    total = sum(p.lstat().st_size for p in folder.rglob("*") if not p.is_dir() or p.is_symlink())
+    return -(-total // (1 << 20)) + 1
 
 
 def _read_only_paths() -> list[str]:

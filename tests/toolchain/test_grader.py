@@ -50,6 +50,22 @@ def test_bundle_grades_like_the_repo(tmp_path, toy_release, toyhw):
     assert report.score == report.max_score == 8
 
 
+def test_a_submission_larger_than_the_disk_limit_is_graded(tmp_path, toyhw):
+    """``disk_mb`` caps what the student's code writes, not the files it hands in: a submission
+    bigger than the cap is graded (full marks here), not reported as a grader fault."""
+    hw = tmp_path / "toyhw"
+    shutil.copytree(toyhw.root, hw)
+    config = hw / "homework.toml"
+    config.write_text(config.read_text().replace("disk_mb = 128", "disk_mb = 1"))
+    sub = tmp_path / "sub"
+    (sub / "results").mkdir(parents=True)
+    shutil.copy(toyhw.root / "results" / "metrics.json", sub / "results" / "metrics.json")
+    (sub / "toy.py").write_text((toyhw.root / "toy.py").read_text() + "\n" + ("# padding " * 100 + "\n") * 3000)  # 3 MB
+    report = grader.grade(hw, sub)
+    assert not report.fault, report.fault
+    assert report.score == report.max_score == 8, report.table()
+
+
 def test_student_view_of_hidden_tests(toy_release, tmp_path):
     """In the student copy, a hidden test still calls student code but is reported as skipped."""
     import subprocess
