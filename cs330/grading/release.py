@@ -2,7 +2,8 @@
 
     DIR/student/<hw_folder>/     the starter code students get (solutions stubbed, hidden checks removed)
     DIR/<hw>-student.zip         the same, zipped
-    DIR/<hw>-autograder.zip      the Gradescope bundle: setup.sh, run_autograder, requirements.txt,
+    DIR/<hw>-autograder.zip      the Gradescope bundle: setup.sh, run_autograder, requirements.txt
+                                 (+ requirements-nodeps.txt: homework.toml's `no_deps`, installed with --no-deps),
                                  the cs330 package, and homework/ = starter/ + tests/ + reference/
 
 The release refuses (with ``file:line``) unpaired or nested markers, a generated file that does
@@ -165,6 +166,7 @@ set -euo pipefail
 cd /autograder/source
 python3 -m pip install --upgrade pip
 python3 -m pip install -r requirements.txt
+if [ -s requirements-nodeps.txt ]; then python3 -m pip install --no-deps -r requirements-nodeps.txt; fi
 python3 -m pip install ./cs330_package
 """
 
@@ -187,6 +189,7 @@ def release(hw: Homework, out: Path) -> dict[str, Path]:
         info.external_attr = 0o100644 << 16
         zf.writestr(info, wheel.read_bytes(), zipfile.ZIP_STORED)
     (staging / "requirements.txt").write_text("\n".join(requirements(hw)) + "\n")
+    (staging / "requirements-nodeps.txt").write_text("".join(f"{spec}\n" for spec in hw.no_deps))
     (staging / "setup.sh").write_text(SETUP_SH)
     (staging / "run_autograder").write_text(RUN_AUTOGRADER)
     for script in ("setup.sh", "run_autograder"):
