@@ -1,32 +1,63 @@
 """Question 2e: a short training run on synthetic glyphs; question 3: your results/*.json from Omniglot.
 
 ``student`` is your code: in the autograder the training run (``probes.short_run``: train.train with
-your sampler and model) runs in a separate sandboxed process and its history comes back as data.
-The results files are read here.
+your sampler and model) runs in a separate sandboxed process. It sees held-out episodes without their
+query labels and sends back its predictions; the accuracy is computed here. The results files are read here.
 """
 
 import math
 
+import torch
+import torch.nn.functional as F
+
 import probes
-from cs330.grading import graded, submission_path
+from cs330.grading import expect_tensor, graded, submission_path
 from cs330.training import load_results
+
+
+def held_out_episodes(n_tasks=512, n_way=2, seed=2024):
+    """1-shot episodes of the glyph characters the short run does not train on (160-239), built here:
+    images (T, 2, N, 784), labels (T, 2, N, N) with the query row zeroed (what your model sees), and the
+    query row's class indices (T, N) (kept here)."""
+    from cs330.data import make_glyphs
+
+    glyphs = make_glyphs(n_alphabets=12, chars_per_alphabet=20, n_drawers=20, seed=0, jitter=1.0).images[160:]
+    pixels = glyphs.reshape(glyphs.shape[0], glyphs.shape[1], -1).float()  # 0/1 masks, as prepare_images leaves them
+    g = torch.Generator().manual_seed(seed)
+    chars = torch.stack([torch.randperm(len(pixels), generator=g)[:n_way] for _ in range(n_tasks)])  # (T, N)
+    drawers = torch.stack([torch.randperm(pixels.shape[1], generator=g)[:2] for _ in range(n_tasks * n_way)]).view(n_tasks, n_way, 2)
+    support, query = pixels[chars, drawers[..., 0]], pixels[chars, drawers[..., 1]]  # (T, N, 784) each, column n = label n
+    order = torch.stack([torch.randperm(n_way, generator=g) for _ in range(n_tasks)])  # query position j shows label order[j]
+    query = query.gather(1, order[..., None].expand_as(query))
+    labels = torch.zeros(n_tasks, 2, n_way, n_way)
+    labels[:, 0] = torch.eye(n_way)
+    return torch.stack([support, query], dim=1), labels, order
 
 
 @graded("2e-0-basic", points=3, timeout=60)
 def test_short_training_run_beats_chance(student):
-    """400 steps of 2-way 1-shot on synthetic glyphs (train.train, your sampler and model): the query loss
-    drops clearly below chance (ln 2) or the query accuracy reaches 60%.
+    """400 steps of 2-way 1-shot on synthetic glyphs (train.train, your sampler and model): on 512 held-out
+    episodes, the query predictions after some evaluation reach a cross-entropy clearly below chance
+    (< 0.66; chance is ln 2 = 0.693) or an accuracy of at least 60%.
 
-    A model that cannot use the support labels stays at ln 2 = 0.693 and 50%; the reference reaches
-    0.45-0.62 and 60-89% across seeds in ~10 s."""
-    history = student.probe(probes.short_run, steps=400, seed=0)
-    assert isinstance(history, list) and history and all(isinstance(r, dict) for r in history), "train.train must return a history of rows"
-    for key in ("train_loss", "test_loss", "test_acc"):
-        assert all(isinstance(r.get(key), (int, float)) for r in history), f"history rows need a number {key!r}"
-    assert all(math.isfinite(r["train_loss"]) and math.isfinite(r["test_loss"]) for r in history), "non-finite losses"
-    final_loss, best_acc = history[-1]["test_loss"], max(r["test_acc"] for r in history)
-    assert final_loss < 0.66 or best_acc >= 0.6, (
-        f"after 400 steps: test query loss {final_loss:.3f} (chance 0.693), best accuracy {best_acc:.3f}: the model does not learn")
+    A model that cannot use the support labels stays at ln 2 and 50%; the reference passes with margin
+    in ~10 s (see RESULTS.md)."""
+    images, labels, query_labels = held_out_episodes()
+    out = student.probe(probes.short_run, images, labels, steps=400, seed=0)
+    assert isinstance(out, dict) and isinstance(out.get("train_loss"), list), "train.train must return its history"
+    assert all(isinstance(x, (int, float)) and math.isfinite(x) for x in out["train_loss"]), "non-finite training losses"
+    logits = out.get("query_logits")
+    assert isinstance(logits, list) and len(logits) == 4, "train.train must evaluate every 100 of the 400 steps"
+    losses, accs = [], []
+    for step_logits in logits:
+        step_logits = expect_tensor(step_logits, "MANN.forward's query row", (len(images), 2, 2))
+        assert torch.isfinite(step_logits).all(), "non-finite query predictions"
+        losses.append(float(F.cross_entropy(step_logits.reshape(-1, 2), query_labels.reshape(-1))))
+        accs.append(float((step_logits.argmax(-1) == query_labels).float().mean()))
+    assert min(losses) < 0.66 or max(accs) >= 0.6, (
+        f"after 100-400 steps: held-out query loss {min(losses):.3f} at best (chance 0.693), accuracy {max(accs):.3f} at best: "
+        "the model does not learn from the support set (are the support labels concatenated to the images, "
+        "is the loss on the query row, are the LSTMs run in order?)")
 
 
 # ---------------------------------------------------------------------------------------------
