@@ -1,4 +1,4 @@
-"""Toolchain subcommands: release, grade, submit, test, demo."""
+"""Toolchain subcommands: release, grade, submit, test, mutants, demo."""
 
 from __future__ import annotations
 
@@ -35,6 +35,17 @@ def add_parsers(sub) -> None:
     p.add_argument("hw")
     p.add_argument("ids", nargs="*", help="test ids to run")
     p.set_defaults(func=cmd_test)
+
+    p = sub.add_parser("mutants", help="instructors: mutation score of a homework's tests (grades mutants of the reference)")
+    p.add_argument("hw", help="homework name, folder name or path")
+    p.add_argument("--file", action="append", help="mutate only this submitted module (maml.py); repeatable")
+    p.add_argument("--id", action="append", dest="ids", help="grade only this mutant id (as --list prints it); repeatable")
+    p.add_argument("--limit", type=int, help="grade only the first N mutants (in source order, as --list prints them)")
+    p.add_argument("--list", action="store_true", help="list the mutants and their diffs; grade nothing")
+    p.add_argument("--jobs", type=int, default=1, help="mutants graded at the same time")
+    p.add_argument("--equivalent", type=Path, help="reviewed equivalent mutants [default: tests/mutation/<hw folder>.toml]")
+    p.add_argument("--out", type=Path, help="report JSON to write [default: ./mutants-<hw folder>.json]")
+    p.set_defaults(func=cmd_mutants)
 
     p = sub.add_parser("demo", help="release a homework, grade its reference and its stub, print the tables")
     p.add_argument("hw", nargs="?", help="homework [default: the first one found, else the toy example]")
@@ -115,6 +126,12 @@ def cmd_test(args) -> int:
     print(f"cs330 test: {hw.root}", flush=True)
     cmd = [sys.executable, "-m", "pytest", str(hw.tests_dir), "-q"] + [x for i in args.ids for x in ("--cs330-id", i)]
     return subprocess.call(cmd, cwd=hw.root)
+
+
+def cmd_mutants(args) -> int:
+    from cs330.grading import mutants  # noqa: PLC0415 (an instructor's tool: loaded only when used)
+
+    return mutants.main(_find(args.hw), args)
 
 
 def default_demo() -> Path:

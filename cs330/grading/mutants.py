@@ -1,0 +1,605 @@
+"""``cs330 mutants``: does the autograder catch wrong solutions? (an instructor's tool, never shipped
+to students' graders as a check).
+
+A *mutant* is the reference solution with one small, plausible mistake in a solution region
+(``# BEGIN SOLUTION`` / ``# END SOLUTION`` lines and inline ``# SOLUTION`` lines of the submitted
+modules): an operator swapped, a constant or a ``dim`` changed, a ``.detach()`` or a
+``torch.no_grad()`` removed, ``mean`` for ``sum``, a statement skipped, an update made in place...
+Each mutant is graded by the real grader (:func:`cs330.grading.grader.grade_bundle`, on the
+bundle that ``grader.grade`` builds, built once here): it is *killed* if it scores fewer points
+than the reference (a timeout or a crash loses points too), it *survives* with full marks.
+Survivors are reviewed by hand: a missing test, or an *equivalent* mutant (same behaviour as the
+reference, e.g. ``x - x.max()`` vs ``x - x.amax()``), listed with its reason in
+``tests/mutation/<hw folder>.toml``::
+
+    [equivalent]
+    "maml.py:75:swap-op-Add-Sub" = "the two terms are equal here: adding or subtracting zero"
+
+Score = killed / (mutants - equivalent). Mutant ids (``file:line:operator``, ``#2`` for the second
+of the same kind on a line) are stable while the line stays where it is.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import json
+import shutil
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from cs330.grading import grader, homework
+from cs330.grading.markers import BEGIN_SOLUTION, END_SOLUTION, INLINE_SOLUTION, strip_solutions
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+class MutantsError(RuntimeError):
+    """The measurement cannot be made (the reference does not get full marks, a bad equivalence file)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Operators
+# ---------------------------------------------------------------------------------------------
+
+BINOP_SWAPS = {
+    ast.Add: [ast.Sub], ast.Sub: [ast.Add], ast.Mult: [ast.Div], ast.Div: [ast.Mult],
+    ast.FloorDiv: [ast.Div], ast.Mod: [ast.FloorDiv], ast.Pow: [ast.Mult], ast.MatMult: [ast.Mult],
+    ast.BitAnd: [ast.BitOr], ast.BitOr: [ast.BitAnd], ast.LShift: [ast.RShift], ast.RShift: [ast.LShift],
+}
+CMP_SWAPS = {
+    ast.Lt: [ast.LtE, ast.Gt], ast.LtE: [ast.Lt, ast.GtE], ast.Gt: [ast.GtE, ast.Lt], ast.GtE: [ast.Gt, ast.LtE],
+    ast.Eq: [ast.NotEq], ast.NotEq: [ast.Eq], ast.Is: [ast.IsNot], ast.IsNot: [ast.Is], ast.In: [ast.NotIn], ast.NotIn: [ast.In],
+}
+BOOLOP_SWAPS = {ast.And: ast.Or, ast.Or: ast.And}
+# method / function names swapped for one another (x.mean() -> x.sum(), F.softmax -> F.log_softmax)
+CALL_SWAPS = {
+    "mean": "sum", "sum": "mean", "softmax": "log_softmax", "log_softmax": "softmax", "max": "min", "min": "max",
+    "argmax": "argmin", "argmin": "argmax", "amax": "amin", "amin": "amax",
+}
+BUILTIN_SWAPS = {"max": "min", "min": "max"}  # plain-name calls (sum -> mean would only be a NameError)
+# in-place <-> out-of-place tensor methods (x.add_(y) -> x.add(y) forgets the update; the reverse changes shared state)
+INPLACE_SWAPS = {name: name + "_" for name in ("add", "sub", "mul", "div", "clamp", "masked_fill")}
+INPLACE_SWAPS.update({v: k for k, v in list(INPLACE_SWAPS.items())})
+DIM_SWAPS = {-1: -2, -2: -1, 0: 1, 1: 0}
+DIM_KEYWORDS = ("dim", "axis")
+# position of a positional dim argument in the method form (x.sum(1)); the function form
+# (torch.sum(x, 1), F.softmax(x, -1), torch.cat(xs, 0)) has it one later
+DIM_POSITION = {
+    "sum": 0, "mean": 0, "softmax": 0, "log_softmax": 0, "argmax": 0, "argmin": 0, "max": 0, "min": 0, "amax": 0,
+    "amin": 0, "logsumexp": 0, "cumsum": 0, "prod": 0, "std": 0, "var": 0, "unsqueeze": 0, "squeeze": 0, "size": 0,
+    "gather": 0, "index_select": 0, "flatten": 0, "split": 1, "chunk": 1, "topk": 1, "cat": 0, "stack": 0,
+    "transpose": 0,
+}
+FUNCTION_NAMESPACES = {"torch", "F", "functional", "nn", "np", "numpy"}
+GRAD_MODES = {"no_grad", "enable_grad", "inference_mode", "set_grad_enabled"}
+
+
+@dataclass(frozen=True)
+class Mutant:
+    id: str  # "maml.py:75:swap-op-Add-Sub"
+    file: str  # path of the module in the homework ("maml.py")
+    line: int  # first line of the mutated code, in the reference file
+    operator: str
+    before: str  # the reference's lines that change
+    after: str  # what they become
+    text: str = field(repr=False)  # the whole mutated file
+
+    @property
+    def diff(self) -> str:
+        """A one-line diff: ``old  ->  new`` (whitespace collapsed)."""
+        flat = lambda s: " ".join(s.split())  # noqa: E731
+        return _clip(f"{flat(self.before)}  ->  {flat(self.after)}", 200)
+
+
+@dataclass
+class _Edit:
+    """Replace the source from (line, col) to (end_line, end_col) (1-based lines, UTF-8 byte
+    columns, as the ast gives them) with ``text``; named ``operator``."""
+
+    node: ast.AST
+    operator: str
+    text: str
+    wrap: bool = False  # put the text in parentheses (unless the source already has them there)
+    line: int = 0
+    col: int = 0
+    end_line: int = 0
+    end_col: int = 0
+
+    def __post_init__(self):
+        if not self.line:
+            self.line, self.col = self.node.lineno, self.node.col_offset
+            self.end_line, self.end_col = self.node.end_lineno, self.node.end_col_offset
+
+
+def solution_lines(text: str, path: str = "<string>") -> set[int]:
+    """Line numbers (1-based) of the code students write: inside BEGIN/END SOLUTION, or inline SOLUTION."""
+    strip_solutions(text, path)  # raises MarkerError (with file:line) on unbalanced or nested markers
+    lines, inside = set(), False
+    for n, line in enumerate(text.splitlines(), 1):
+        if BEGIN_SOLUTION.match(line):
+            inside = True
+        elif END_SOLUTION.match(line):
+            inside = False
+        elif inside or (INLINE_SOLUTION.match(line) and not line.lstrip().startswith("#")):
+            lines.add(n)
+    return lines
+
+
+def enumerate_mutants(text: str, path: str = "<string>") -> list[Mutant]:
+    """Every mutant of the solution regions of one module's source, in a fixed order (by line,
+    column, operator). Mutants that do not parse, or that are the same program as another one (or
+    as the reference), are left out."""
+    region = solution_lines(text, path)
+    if not region:
+        return []
+    tree = ast.parse(text, filename=path)
+    edits = _Collector(region).collect(tree)
+    edits.sort(key=lambda e: (e.line, e.col))  # stable: operators keep their order at one place
+    reference = ast.dump(tree)
+    seen: set[str] = {reference}
+    counts: dict[str, int] = {}
+    out: list[Mutant] = []
+    for edit in edits:
+        mutated, before, after = _apply(text, edit)
+        try:
+            dump = ast.dump(ast.parse(mutated))
+        except SyntaxError:
+            continue
+        if dump in seen:
+            continue
+        seen.add(dump)
+        base = f"{path}:{edit.line}:{edit.operator}"
+        counts[base] = counts.get(base, 0) + 1
+        mid = base if counts[base] == 1 else f"{base}#{counts[base]}"
+        out.append(Mutant(id=mid, file=path, line=edit.line, operator=edit.operator, before=before, after=after, text=mutated))
+    return out
+
+
+class _Collector:
+    """Walks a module's ast and proposes one :class:`_Edit` per mutation of a node inside a region."""
+
+    def __init__(self, region: set[int]):
+        self.region = region
+        self.edits: list[_Edit] = []
+        self.skip: set[int] = set()  # ids of nodes a more specific operator already mutates (dims)
+        self.parent: ast.AST | None = None  # of the node being mutated
+
+    def collect(self, tree: ast.Module) -> list[_Edit]:
+        self._visit(tree, parent=None, function=None)
+        return self.edits
+
+    def _inside(self, node: ast.AST) -> bool:
+        return all(n in self.region for n in range(node.lineno, node.end_lineno + 1))
+
+    def _visit(self, node: ast.AST, parent, function) -> None:
+        if isinstance(node, ast.JoinedStr):  # f-strings: positions are unreliable, and nothing to grade there
+            return
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            function = node
+        if hasattr(node, "lineno") and self._inside(node):
+            self.parent = parent
+            self._mutate(node, parent, function)
+        for name, value in ast.iter_fields(node):
+            if name in ("annotation", "returns", "type_comment", "decorator_list"):
+                continue
+            for child in value if isinstance(value, list) else [value]:
+                if isinstance(child, ast.AST):
+                    self._visit(child, node, function)
+
+    def _add(self, node: ast.AST, operator: str, replacement, **span) -> None:
+        """Propose replacing ``node`` by ``replacement`` (an ast node, or source text)."""
+        wrap = False
+        if isinstance(replacement, ast.AST):
+            ast.fix_missing_locations(replacement)
+            text = ast.unparse(replacement)
+            # an operator inside a larger expression keeps its own operands: (a - b) * c, not a - b * c
+            wrap = isinstance(replacement, ast.expr) and not _atom(replacement) and not self._bare(node)
+        else:
+            text = replacement
+        self.edits.append(_Edit(node, operator, text, wrap=wrap, **span))
+
+    def _bare(self, node: ast.AST) -> bool:
+        """Whether an expression needs no parentheses where it stands (a statement's value, an argument)."""
+        parent = self.parent
+        return isinstance(parent, (ast.stmt, ast.keyword)) or (isinstance(parent, ast.Call) and node in parent.args)
+
+    def _mutate(self, node: ast.AST, parent, function) -> None:
+        ctx = getattr(node, "ctx", None)
+        if id(node) in self.skip or (ctx is not None and not isinstance(ctx, ast.Load)):  # not assignment targets
+            return
+        if isinstance(node, ast.BinOp):
+            for new in BINOP_SWAPS.get(type(node.op), []):
+                self._add(node, f"swap-op-{_name(node.op)}-{new.__name__}", ast.BinOp(node.left, new(), node.right))
+        elif isinstance(node, ast.BoolOp):
+            new = BOOLOP_SWAPS[type(node.op)]
+            self._add(node, f"swap-op-{_name(node.op)}-{new.__name__}", ast.BoolOp(new(), node.values))
+        elif isinstance(node, ast.Compare):
+            for i, op in enumerate(node.ops):
+                for new in CMP_SWAPS.get(type(op), []):
+                    ops = [*node.ops[:i], new(), *node.ops[i + 1 :]]
+                    self._add(node, f"swap-op-{_name(op)}-{new.__name__}", ast.Compare(node.left, ops, node.comparators))
+        elif isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.Not)):
+            self._add(node, "remove-neg" if isinstance(node.op, ast.USub) else "remove-not", node.operand)
+        elif isinstance(node, ast.Constant):
+            self._constant(node, negated=isinstance(parent, ast.UnaryOp) and isinstance(parent.op, ast.USub))
+        elif isinstance(node, ast.Call):
+            self._call(node)
+        if isinstance(node, ast.stmt):
+            self._statement(node, function)
+
+    def _constant(self, node: ast.Constant, negated: bool) -> None:
+        """0 <-> 1, c -> c + 1, c -> -c (unless already negated: that is remove-neg), c -> c / 2."""
+        value = node.value
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return
+        half = value // 2 if isinstance(value, int) and value % 2 == 0 else value / 2
+        swap = type(value)(1) if value == 0 else type(value)(0) if value == 1 else None
+        candidates = [swap, value + 1, None if negated else -value, half]
+        done = {value}
+        for new in candidates:
+            if new is None or new in done:
+                continue
+            done.add(new)
+            text = repr(new) if new >= 0 else f"({new!r})"
+            self._add(node, f"const-{value!r}-to-{new!r}", text)
+
+    def _call(self, node: ast.Call) -> None:
+        func = node.func
+        name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None
+        # removing .detach() / .detach_()
+        if isinstance(func, ast.Attribute) and name in ("detach", "detach_") and not node.args and not node.keywords:
+            self._add(node, f"remove-{name}", func.value)
+        # mean <-> sum, softmax <-> log_softmax, max <-> min, argmax <-> argmin; in-place <-> out-of-place
+        if isinstance(func, ast.Attribute):
+            for new in (CALL_SWAPS.get(name), INPLACE_SWAPS.get(name)):
+                if new:
+                    self._add(node, f"swap-call-{name}-{new}", ast.Call(ast.Attribute(func.value, new, ast.Load()), node.args, node.keywords))
+        elif name in BUILTIN_SWAPS:
+            self._add(node, f"swap-call-{name}-{BUILTIN_SWAPS[name]}", ast.Call(ast.Name(BUILTIN_SWAPS[name], ast.Load()), node.args, node.keywords))
+            return  # max(a, 1): no dim there
+        # boolean keywords (create_graph=, retain_graph=, keepdim=, ...) and dim= / axis=
+        for i, kw in enumerate(node.keywords):
+            if isinstance(kw.value, ast.Constant) and isinstance(kw.value.value, bool):
+                keywords = [*node.keywords[:i], ast.keyword(kw.arg, ast.Constant(not kw.value.value)), *node.keywords[i + 1 :]]
+                self._add(node, f"toggle-{kw.arg}", ast.Call(func, node.args, keywords))
+            elif kw.arg in DIM_KEYWORDS:
+                self._dim(kw.value)
+        # positional dims: x.sum(1), torch.cat(xs, 0), F.softmax(x, -1)
+        position = DIM_POSITION.get(name)
+        if position is not None:
+            if _function_form(func):
+                position += 1
+            for arg in node.args[position : position + (2 if name == "transpose" else 1)]:
+                self._dim(arg)
+
+    def _dim(self, value: ast.expr) -> None:
+        dim = _int_literal(value)
+        if dim in DIM_SWAPS:
+            new = DIM_SWAPS[dim]
+            self._add(value, f"dim-{dim}-to-{new}", repr(new) if new >= 0 else f"({new})")
+            self.skip.update(id(n) for n in ast.walk(value))  # no constant / sign mutants of a dim
+
+    def _statement(self, node: ast.stmt, function) -> None:
+        if isinstance(node, ast.AugAssign):
+            for new in BINOP_SWAPS.get(type(node.op), []):
+                self._add(node, f"swap-op-{_name(node.op)}-{new.__name__}", ast.AugAssign(node.target, new(), node.value))
+            target = copy.deepcopy(node.target)
+            _set_load(target)
+            self._add(node, "to-out-of-place", ast.Assign([node.target], ast.BinOp(target, node.op, node.value)))
+        elif isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.value, ast.BinOp):
+            target = node.targets[0]
+            if not isinstance(target, ast.Tuple) and ast.unparse(target) == ast.unparse(node.value.left):
+                self._add(node, "to-inplace", ast.AugAssign(target, node.value.op, node.value.right))
+        elif isinstance(node, (ast.With, ast.AsyncWith)):
+            self._unwrap_with(node)
+        last_return = function is not None and isinstance(node, ast.Return) and function.body[-1] is node
+        docstring = isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+        if not (last_return or docstring or isinstance(node, (ast.Pass, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))):
+            self._add(node, "stmt-to-pass", "pass")
+
+    def _unwrap_with(self, node: ast.With) -> None:
+        """``with torch.no_grad(): body`` -> ``body`` (dedented), when every item is a grad mode."""
+        names = [_call_name(item.context_expr) for item in node.items]
+        if not names or not all(n in GRAD_MODES for n in names) or any(item.optional_vars for item in node.items):
+            return
+        first = node.body[0]
+        if first.lineno == node.lineno:  # `with no_grad(): x = f()` on one line
+            if len(node.body) == 1:
+                self._add(node, f"remove-with-{names[0]}", ast.unparse(first))
+            return
+        self._add(node, f"remove-with-{names[0]}", _Dedent(first.lineno, node.end_lineno, first.col_offset - node.col_offset),
+                  line=node.lineno, col=node.col_offset, end_line=node.end_lineno, end_col=node.end_col_offset)
+
+
+@dataclass(frozen=True)
+class _Dedent:
+    """A replacement text made from the source itself: lines ``first..last`` dedented by ``by``."""
+
+    first: int
+    last: int
+    by: int
+
+
+def _apply(text: str, edit: _Edit) -> tuple[str, str, str]:
+    """The mutated file, and the reference's lines that changed and what they became."""
+    lines = text.splitlines(keepends=True)
+    raw = [line.encode() for line in lines]
+    start, end = edit.line - 1, edit.end_line - 1
+    prefix = raw[start][: edit.col]
+    if isinstance(edit.text, _Dedent):
+        body = []
+        for line in raw[edit.text.first - 1 : edit.text.last]:
+            strip = min(edit.text.by, len(line) - len(line.lstrip(b" \t")))
+            body.append(line[strip:])
+        new_lines = [b"".join(body).decode()]
+        new_lines[0] = new_lines[0][edit.col :] if new_lines[0][: edit.col].strip() == "" else new_lines[0]
+        new = prefix.decode() + new_lines[0]
+    else:
+        suffix = raw[end][edit.end_col :]
+        text = edit.text.encode()
+        if edit.wrap and not (prefix.rstrip().endswith(b"(") and suffix.lstrip().startswith(b")")):
+            text = b"(" + text + b")"
+        new = (prefix + text + suffix).decode()
+    before = "".join(lines[start : end + 1])
+    mutated = "".join(lines[:start]) + new + "".join(lines[end + 1 :])
+    return mutated, before.rstrip("\n"), new.rstrip("\n")
+
+
+def _atom(node: ast.expr) -> bool:
+    return isinstance(node, (ast.Name, ast.Attribute, ast.Call, ast.Subscript, ast.List, ast.Tuple, ast.Dict, ast.Set)) or (
+        isinstance(node, ast.Constant) and not (isinstance(node.value, (int, float)) and node.value < 0))
+
+
+def _name(op: ast.AST) -> str:
+    return type(op).__name__
+
+
+def _call_name(node: ast.expr) -> str | None:
+    if isinstance(node, ast.Call):
+        node = node.func
+    return node.attr if isinstance(node, ast.Attribute) else node.id if isinstance(node, ast.Name) else None
+
+
+def _function_form(func: ast.expr) -> bool:
+    """``torch.sum`` / ``F.softmax`` / ``torch.nn.functional.softmax`` (the tensor is an argument),
+    not ``x.sum`` (the tensor is the receiver)."""
+    if not isinstance(func, ast.Attribute):
+        return True
+    value = func.value
+    return (isinstance(value, ast.Name) and value.id in FUNCTION_NAMESPACES) or (isinstance(value, ast.Attribute) and value.attr in FUNCTION_NAMESPACES)
+
+
+def _int_literal(node: ast.expr) -> int | None:
+    try:
+        value = ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError, RecursionError):
+        return None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _set_load(node: ast.AST) -> None:
+    for n in ast.walk(node):
+        if hasattr(n, "ctx"):
+            n.ctx = ast.Load()
+
+
+def _clip(text: str, n: int) -> str:
+    return text if len(text) <= n else text[: n - 3] + "..."
+
+
+# ---------------------------------------------------------------------------------------------
+# A homework's mutants, graded
+# ---------------------------------------------------------------------------------------------
+
+def homework_mutants(hw: homework.Homework, files: list[str] | None = None) -> list[Mutant]:
+    """The mutants of every submitted module of ``hw`` (or only of ``files``, e.g. ["maml.py"])."""
+    modules = [m.replace(".", "/") + ".py" for m in hw.submitted_modules()]
+    if files:
+        unknown = [f for f in files if f not in modules]
+        if unknown:
+            raise MutantsError(f"{unknown} are not submitted modules of {hw.name} (those are {modules})")
+        modules = [m for m in modules if m in files]
+    out: list[Mutant] = []
+    for rel in modules:
+        path = hw.root / rel
+        if path.is_file():
+            out += enumerate_mutants(path.read_text(), rel)
+    return out
+
+
+def equivalence_file(hw: homework.Homework) -> Path:
+    """``tests/mutation/<hw folder>.toml`` of the repository (or next to the homework when it is not in one)."""
+    from cs330.data.root import repo_root
+
+    root = repo_root() or hw.root.parent
+    return root / "tests" / "mutation" / f"{hw.folder}.toml"
+
+
+def load_equivalent(path: Path) -> dict[str, str]:
+    """Reviewed equivalent mutants: id -> why they cannot be killed."""
+    if not path.is_file():
+        return {}
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise MutantsError(f"{path}: {e}") from None
+    table = data.get("equivalent", {})
+    if set(data) - {"equivalent"} or not all(isinstance(v, str) and v.strip() for v in table.values()):
+        raise MutantsError(f'{path}: expected only an [equivalent] table of "mutant id" = "reason" lines')
+    return dict(table)
+
+
+@dataclass
+class Result:
+    id: str
+    file: str
+    line: int
+    operator: str
+    diff: str
+    status: str  # killed | survived | equivalent
+    score: float | None = None
+    max_score: float | None = None
+    lost: list[str] = field(default_factory=list)  # ids of the tests that lost points
+    seconds: float = 0.0
+    note: str = ""  # the equivalence reason, or a grader fault
+
+
+@dataclass
+class Measurement:
+    homework: str
+    reference_score: float
+    max_score: float
+    results: list[Result]
+    stale: list[str]  # equivalence entries that no longer name a mutant
+    seconds: float
+    jobs: int
+
+    def by_file(self) -> dict[str, dict[str, float]]:
+        rows: dict[str, dict[str, float]] = {}
+        for r in self.results:
+            row = rows.setdefault(r.file, dict(mutants=0, killed=0, equivalent=0, survived=0))
+            row["mutants"] += 1
+            row[r.status] += 1
+        for row in rows.values():
+            judged = row["mutants"] - row["equivalent"]
+            row["score"] = row["killed"] / judged if judged else 1.0
+        return rows
+
+    def total(self) -> dict[str, float]:
+        counts = dict(mutants=len(self.results), equivalent=0, killed=0, survived=0)
+        for r in self.results:
+            counts[r.status] += 1
+        judged = counts["mutants"] - counts["equivalent"]
+        counts["score"] = counts["killed"] / judged if judged else 1.0
+        return counts
+
+    def survivors(self) -> list[Result]:
+        return [r for r in self.results if r.status == "survived"]
+
+    def table(self) -> str:
+        header = ("file", "mutants", "killed", "equivalent", "survived", "score")
+        rows = [(f, *(f"{row[k]:g}" for k in header[1:5]), f"{100 * row['score']:.1f}%") for f, row in self.by_file().items()]
+        total = self.total()
+        rows.append(("total", *(f"{total[k]:g}" for k in header[1:5]), f"{100 * total['score']:.1f}%"))
+        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+        fmt = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
+        rule = "  ".join("-" * w for w in widths)
+        lines = [f"mutants of {self.homework} (reference {self.reference_score:g}/{self.max_score:g})", fmt(header), rule,
+                 *map(fmt, rows[:-1]), rule, fmt(rows[-1])]
+        graded = [r for r in self.results if r.status != "equivalent"]
+        if graded:
+            per = sum(r.seconds for r in graded) / len(graded)
+            lines.append(f"{len(graded)} mutants graded in {self.seconds:.0f} s with --jobs {self.jobs} "
+                         f"({per:.1f} s of grading each, {self.seconds / len(graded):.1f} s wall each)")
+        if self.survivors():
+            lines.append("\nsurvivors (full marks: add a test, or list them as equivalent with the reason):")
+            lines += [f"  {r.id}\n      {r.diff}" for r in self.survivors()]
+        faults = [r for r in self.results if r.note and r.status == "killed"]
+        if faults:
+            lines.append("\nkilled by a grader fault (check these by hand):")
+            lines += [f"  {r.id}: {_clip(r.note, 150)}" for r in faults]
+        if self.stale:
+            lines.append(f"\nequivalence entries naming no mutant any more: {', '.join(self.stale)}")
+        return "\n".join(lines)
+
+    def to_json(self) -> dict:
+        return {"homework": self.homework, "reference_score": self.reference_score, "max_score": self.max_score,
+                "seconds": round(self.seconds, 1), "jobs": self.jobs, "files": self.by_file(), "total": self.total(),
+                "stale_equivalent": self.stale, "mutants": [asdict(r) for r in self.results]}
+
+
+def submission_with(hw: homework.Homework, folder: Path, mutant: Mutant | None = None) -> Path:
+    """A submission folder holding the reference's submitted files, ``mutant`` applied."""
+    folder.mkdir(parents=True)
+    for rel in hw.files():
+        if hw.is_submitted(rel):
+            (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(hw.root / rel, folder / rel)
+    if mutant is not None:
+        (folder / mutant.file).write_text(mutant.text)
+    return folder
+
+
+def measure(hw: homework.Homework, mutants: list[Mutant], equivalent: dict[str, str] | None = None, jobs: int = 1,
+            log=print) -> Measurement:
+    """Grade the reference (it must get full marks), then every mutant not listed as equivalent."""
+    equivalent = equivalent or {}
+    start = time.monotonic()
+    with grader.bundle_for(hw.root) as (bundle, hide), tempfile.TemporaryDirectory(prefix="cs330-mutants-") as tmp:
+        def grade(mutant: Mutant | None, name: str) -> grader.Report:
+            submission = submission_with(hw, Path(tmp) / name / hw.folder, mutant)
+            try:
+                return grader.grade_bundle(bundle, submission, hide=hide)
+            finally:
+                shutil.rmtree(submission.parent, ignore_errors=True)
+
+        reference = grade(None, "reference")
+        if reference.fault or not reference.max_score or reference.score < reference.max_score:
+            raise MutantsError(f"the reference does not get full marks, so mutants cannot be judged:\n{reference.table()}")
+        log(f"reference: {reference.score:g}/{reference.max_score:g} in {reference.execution_time:.1f} s")
+
+        def judge(item: tuple[int, Mutant]) -> Result:
+            n, mutant = item
+            result = Result(mutant.id, mutant.file, mutant.line, mutant.operator, mutant.diff, status="equivalent")
+            if mutant.id in equivalent:
+                result.note = equivalent[mutant.id]
+                return result
+            report = grade(mutant, f"m{n}")
+            result.score, result.max_score, result.seconds = report.score, report.max_score, report.execution_time
+            result.lost = [o.id for o in report.outcomes if o.score < o.points]
+            result.note = report.fault
+            # killed: fewer points than the reference (a failure, a timeout, a crash, a fault)
+            result.status = "killed" if report.fault or report.score < reference.score else "survived"
+            log(f"[{n + 1}/{len(mutants)}] {result.status:8s} {mutant.id}  ({report.score:g}/{report.max_score:g}, {report.execution_time:.1f} s)")
+            return result
+
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+            results = list(pool.map(judge, enumerate(mutants)))
+    ids = {m.id for m in mutants}
+    return Measurement(homework=hw.folder, reference_score=reference.score, max_score=reference.max_score, results=results,
+                       stale=sorted(i for i in equivalent if i not in ids), seconds=time.monotonic() - start, jobs=jobs)
+
+
+def write_report(measurement: Measurement, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(measurement.to_json(), indent=1) + "\n")
+
+
+def main(hw: homework.Homework, args) -> int:
+    """``cs330 mutants``: list, or grade and report. Exit 0 whatever the score (it is a measurement)."""
+    try:
+        every = homework_mutants(hw)
+        chosen = homework_mutants(hw, args.file) if args.file else every
+        if args.ids:
+            unknown = sorted(set(args.ids) - {m.id for m in chosen})
+            if unknown:
+                raise MutantsError(f"no such mutant(s): {', '.join(unknown)} (see --list)")
+            chosen = [m for m in chosen if m.id in set(args.ids)]
+        if args.limit is not None:
+            chosen = chosen[: args.limit]
+        if args.list:
+            for m in chosen:
+                print(f"{m.id}\n    {m.diff}")
+            print(f"{len(chosen)} mutants" + (f" (of {len(every)})" if len(chosen) != len(every) else ""))
+            return 0
+        table = args.equivalent or equivalence_file(hw)
+        equivalent = load_equivalent(table)
+        print(f"cs330 mutants: {hw.folder}: {len(chosen)} mutants; {len(equivalent)} listed as equivalent in {table}", flush=True)
+        result = measure(hw, chosen, equivalent, jobs=args.jobs, log=lambda line: print(line, flush=True))
+        result.stale = sorted(i for i in equivalent if i not in {m.id for m in every})
+    except MutantsError as e:
+        print(f"cs330 mutants: {e}", file=sys.stderr)
+        return 2
+    out = args.out or Path(f"mutants-{hw.folder}.json")
+    write_report(result, out)
+    print("\n" + result.table())
+    print(f"\nreport: {out}")
+    return 0
