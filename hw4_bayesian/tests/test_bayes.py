@@ -1,11 +1,17 @@
-"""Question 3 (Part B): the latent neural process's ELBO, the MAML ensemble's loss, a short training run."""
+"""Question 3 (Part B): the latent neural process's ELBO, the MAML ensemble's loss, a short training run.
+
+``student`` is your code: in the autograder it runs in a separate sandboxed process. Seeded models, backward
+passes and the training run happen there, in ``probes.py``; what comes back is data.
+"""
 
 import math
 
 import torch
+from torch.distributions import Normal, kl_divergence
 
+import probes
 from cs330.data import sample_regression_tasks
-from cs330.grading import graded, reference_module, student_module
+from cs330.grading import expect_tensor, graded
 
 
 def tasks(B=3, k=4, q=6, seed=0):
@@ -13,93 +19,99 @@ def tasks(B=3, k=4, q=6, seed=0):
     return t.x_support, t.y_support, t.x_query, t.y_query
 
 
-def np_model(seed=0):
-    torch.manual_seed(seed)
-    return student_module("neural_process").NeuralProcess(latent=True, width=32, z_dim=8)
+def elbo_terms(student, B, seed):
+    got = student.probe(probes.np_elbo, tasks(B=B, seed=seed), seed, seed + 4)
+    assert "kl" in got, "elbo returns (elbo, log_lik, kl)"
+    for name in ("elbo", "log_lik", "kl"):
+        expect_tensor(got[name], f"elbo ({name})", (B,))
+    return got
+
+
+def diag_kl(q, p):
+    """KL(N(q) || N(p)) of (mu, logvar) pairs, summed over the last dim."""
+    return kl_divergence(Normal(q[0], (0.5 * q[1]).exp()), Normal(p[0], (0.5 * p[1]).exp())).sum(-1)
 
 
 @graded("3a-0-basic", points=2)
-def test_elbo_shapes_sign_and_decomposition():
-    """elbo returns three (B,) tensors with elbo = log_lik - kl, kl >= 0 (so elbo <= log_lik), and the KL is
-    KL(q(z | support u query) || q(z | support)) of the model's encoder."""
-    model = np_model()
-    sx, sy, qx, qy = tasks()
-    out = model.elbo(sx, sy, qx, qy, generator=torch.Generator().manual_seed(0))
-    assert out is not None and len(out) == 3, "elbo returns (elbo, log_lik, kl)"
-    elbo, log_lik, kl = out
-    assert elbo.shape == log_lik.shape == kl.shape == (3,), f"expected (3,) each, got {elbo.shape}, {log_lik.shape}, {kl.shape}"
-    assert (kl >= 0).all() and (elbo <= log_lik + 1e-6).all(), "KL >= 0, so the ELBO is at most the log-likelihood"
-    assert torch.allclose(elbo, log_lik - kl, atol=1e-5), "elbo must be log_lik - kl"
-    post = model.encode(torch.cat([sx, qx], 1), torch.cat([sy, qy], 1))
-    prior = model.encode(sx, sy)
-    d = torch.distributions
-    expected = d.kl_divergence(d.Normal(post[0], (0.5 * post[1]).exp()), d.Normal(prior[0], (0.5 * prior[1]).exp())).sum(-1)
-    assert torch.allclose(kl, expected, rtol=1e-4, atol=1e-6), "the KL is not KL(q(z | support u query) || q(z | support))"
+def test_elbo_kl_term(student):
+    """elbo returns three (B,) tensors, elbo = log_lik - kl, and kl = KL(q(z | support u query) || q(z | support))
+    of the model's encoder (posterior first, conditional prior second; summed over z's dims)."""
+    got = elbo_terms(student, 3, 0)
+    assert torch.allclose(got["elbo"], got["log_lik"] - got["kl"], atol=1e-4), "elbo must be log_lik - kl"
+    kl, post, prior = got["kl"], got["post"], got["prior"]
+    assert not torch.allclose(kl, diag_kl(prior, post), rtol=1e-3), \
+        "the KL is reversed: KL(q(z | support u query) || q(z | support)), the posterior first"
+    assert not torch.allclose(kl, diag_kl(post, (torch.zeros_like(post[0]), torch.zeros_like(post[1]))), rtol=1e-3), \
+        "the KL is to N(0, I): use the conditional prior q(z | support), encode(support_x, support_y)"
+    assert torch.allclose(kl, diag_kl(post, prior), rtol=1e-4, atol=1e-6), \
+        "the KL is not KL(q(z | support u query) || q(z | support)): encode support and query together (cat on dim 1)"
 
 
-@graded("3a-1-hidden", points=2)
-def test_elbo_value_matches_reference():
-    """ELBO terms on a seeded model and seeded tasks (z drawn with the given generator) equal the reference's."""
-    model = np_model(seed=1)
-    sx, sy, qx, qy = tasks(B=4, seed=1)
-    elbo, log_lik, kl = model.elbo(sx, sy, qx, qy, generator=torch.Generator().manual_seed(5))
-    grads = torch.autograd.grad(elbo.sum(), list(model.parameters()), allow_unused=True)
+@graded("3a-1-hidden", points=1)
+def test_elbo_log_likelihood(student, reference):
+    """log_lik sums log N(y | decoder(x, z)) over a task's query points, at one z per task drawn from the posterior
+    q(z | support u query) with ``sample_gaussian(mu, logvar, generator=generator)``."""
+    got = elbo_terms(student, 4, 1)
+    log_lik = got["log_lik"]
     # BEGIN HIDDEN
-    ref = reference_module("neural_process").NeuralProcess(latent=True, width=32, z_dim=8)
-    ref.load_state_dict(model.state_dict())
-    r_elbo, r_ll, r_kl = ref.elbo(sx, sy, qx, qy, generator=torch.Generator().manual_seed(5))
-    assert torch.allclose(log_lik, r_ll, rtol=1e-5), f"log-likelihood {log_lik} != reference {r_ll}"
-    assert torch.allclose(kl, r_kl, rtol=1e-5, atol=1e-7), f"KL {kl} != reference {r_kl}"
-    assert torch.allclose(elbo, r_elbo, rtol=1e-5), "ELBO differs from the reference"
-    assert all(g is not None and g.abs().sum() > 0 for g in grads), "the ELBO must reach every parameter (reparameterise)"
+    want = reference.probe(probes.np_elbo, tasks(B=4, seed=1), 1, 5)
+    if torch.allclose(log_lik * 6, want["log_lik"], rtol=1e-4):
+        raise AssertionError("log_lik is a mean over the query points: sum it (the ELBO of the whole query set)")
+    assert torch.allclose(log_lik, want["log_lik"], rtol=1e-4, atol=1e-4), (
+        "log-likelihood differs from the reference: z from the posterior (support u query), one sample per task "
+        "with the given generator, decoded at the query x, summed over query points")
     # END HIDDEN
 
 
-def ensemble(seed=0, members=3):
-    torch.manual_seed(seed)
-    return student_module("ensemble_maml").EnsembleMAML(members, hidden=(16, 16), inner_steps=2, inner_lr=0.05)
+@graded("3a-2-basic", points=1)
+def test_elbo_is_reparameterised(student):
+    """The log-likelihood term is differentiable in the encoder through z (z = mu + sigma * eps, not detached)."""
+    got = elbo_terms(student, 3, 2)
+    assert got["lik_grads"] is not None and all(g.abs().sum() > 0 for g in got["lik_grads"]), (
+        "no gradient reaches the encoder through log_lik: sample z with sample_gaussian (reparameterised), "
+        "not under torch.no_grad() or from detached (mu, logvar)")
+
+
+def ensemble_expected(outputs, qy):
+    """Mean over members of the mean query Gaussian NLL, from each member's (mu, logvar)."""
+    return sum(0.5 * (math.log(2 * math.pi) + lv + (qy - mu) ** 2 / lv.exp()).mean() for mu, lv in outputs) / len(outputs)
 
 
 @graded("3b-0-basic", points=2)
-def test_ensemble_loss_is_mean_member_nll():
-    """EnsembleMAML.loss is the mean over members of their query Gaussian NLL, and reaches every member."""
-    model = ensemble()
-    sx, sy, qx, qy = tasks(seed=2)
-    loss = model.loss(sx, sy, qx, qy)
-    assert loss is not None and loss.shape == () and torch.isfinite(loss), f"expected a finite scalar, got {loss}"
-    expected = 0.0
-    for m in range(3):
-        mu, logvar = model.member_outputs(m, sx, sy, qx, train=True)
-        expected = expected + 0.5 * (math.log(2 * math.pi) + logvar + (qy - mu) ** 2 / logvar.exp()).mean() / 3
-    assert torch.allclose(loss, expected, rtol=1e-5), f"loss {float(loss):.5f}, expected {float(expected):.5f}"
-    grads = torch.autograd.grad(loss, [mem.head.weight for mem in model.members])
-    assert all(g.abs().sum() > 0 for g in grads), "every member must get a meta-gradient"
+def test_ensemble_loss_is_mean_member_nll(student):
+    """EnsembleMAML.loss (0-dim) is the mean over members of each member's mean query Gaussian NLL, with each member
+    adapted for training (``member_outputs(..., train=True)``)."""
+    t = tasks(seed=2)
+    got = student.probe(probes.ensemble_loss, t, 0)
+    loss = expect_tensor(got["loss"], "EnsembleMAML.loss", ())
+    expected = ensemble_expected(got["outputs"], t[3])
+    assert torch.isfinite(loss) and torch.allclose(loss, expected, rtol=1e-4), (
+        f"loss {float(loss):.5f}, expected {float(expected):.5f}: the mean over members of gaussian_nll(query_y, mu, "
+        "logvar).mean() (a mean over tasks and points, not a sum; not the NLL of the mixture)")
 
 
 @graded("3b-1-hidden", points=1)
-def test_ensemble_loss_matches_reference():
-    """A seeded ensemble's loss and meta-gradient (second order through 2 inner steps) equal the reference's."""
-    model = ensemble(seed=4)
-    sx, sy, qx, qy = tasks(seed=4)
-    loss = model.loss(sx, sy, qx, qy)
-    grads = torch.autograd.grad(loss, list(model.parameters()))
+def test_ensemble_meta_gradient(student, reference):
+    """The loss's meta-gradient reaches every member, second order through its 2 inner steps (train=True)."""
+    t = tasks(seed=4)
+    got = student.probe(probes.ensemble_loss, t, 4)
+    assert got["grads"] is not None, "the loss carries no gradient: adapt with train=True (second order)"
+    heads = [g for n, g in zip(got["names"], got["grads"]) if n.endswith("head.weight")]
+    assert all(g.abs().sum() > 0 for g in heads), "every member must get a meta-gradient"
     # BEGIN HIDDEN
-    ref = reference_module("ensemble_maml").EnsembleMAML(3, hidden=(16, 16), inner_steps=2, inner_lr=0.05)
-    ref.load_state_dict(model.state_dict())
-    r_loss = ref.loss(sx, sy, qx, qy)
-    r_grads = torch.autograd.grad(r_loss, list(ref.parameters()))
-    assert torch.allclose(loss, r_loss, rtol=1e-5), "loss differs from the reference"
-    for g, r in zip(grads, r_grads):
-        assert torch.allclose(g, r, rtol=1e-4, atol=1e-6), "meta-gradients differ from the reference"
+    want = reference.probe(probes.ensemble_loss, t, 4)
+    for n, g, r in zip(want["names"], got["grads"], want["grads"]):
+        assert torch.allclose(g, r, rtol=1e-3, atol=1e-5), f"meta-gradient of {n} differs from the reference"
     # END HIDDEN
 
 
 @graded("3c-0-basic", points=2, timeout=60)
-def test_latent_np_short_training_run():
-    """400 steps of the latent NP on sinusoids (train_regression.train, your ELBO) beat predicting zero at 10 shots
-    and give a finite NLL (the reference: MSE 1.0-1.5 across seeds against ~4.2 for zero, in ~6 s)."""
-    result, _ = student_module("train_regression").train(method="np", family="sinusoid", steps=400, lr=3e-3,
-                                                         eval_tasks=100, progress=False, log=None)
-    m = result["final"]["metrics"]["10"]
-    assert math.isfinite(m["nll"]), "non-finite NLL"
-    assert m["mse"] < 3.0, f"10-shot MSE {m['mse']:.2f}: no better than a poor baseline (predicting 0 gives ~4.2)"
+def test_latent_np_short_training_run(student):
+    """400 steps of the latent NP on sinusoids (train_regression.train, your ELBO): on 100 new 10-shot tasks the
+    predictive mean's MSE beats predicting zero (the reference: 1.0-1.5 across seeds against ~4.2, in ~6 s)."""
+    t = sample_regression_tasks("sinusoid", 100, 10, 20, generator=torch.Generator().manual_seed(123))
+    got = student.probe(probes.np_short_run, t.x_support, t.y_support, t.x_query, steps=400, seed=0)
+    mean = expect_tensor(got["mean"], "the trained model's predictive mean", (100, 20, 1))
+    assert torch.isfinite(mean).all(), "non-finite predictions after training"
+    mse, zero = float(((mean - t.y_query) ** 2).mean()), float((t.y_query**2).mean())
+    assert mse < 0.7 * zero, f"10-shot MSE {mse:.2f} after 400 steps; predicting 0 gives {zero:.2f}: the ELBO does not train"

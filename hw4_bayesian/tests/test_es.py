@@ -1,8 +1,13 @@
-"""Question 4 (Part C): the evolution-strategies meta-gradient estimator."""
+"""Question 4 (Part C): the evolution-strategies meta-gradient estimator.
+
+``student`` is your code: in the autograder it runs in a separate sandboxed process. The objectives handed to
+``es_gradient`` are defined there, in ``probes.py`` (a quadratic 1/2 t^T A t + b^T t and a non-quadratic one).
+"""
 
 import torch
 
-from cs330.grading import graded, reference_module, student_module
+import probes
+from cs330.grading import expect_tensor, graded
 
 D = 4
 A = torch.tensor([[3.0, 0.5, 0.0, 0.0], [0.5, 2.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.2], [0.0, 0.0, 0.2, 0.5]],
@@ -10,36 +15,44 @@ A = torch.tensor([[3.0, 0.5, 0.0, 0.0], [0.5, 2.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.
 b = torch.tensor([1.0, -1.0, 0.5, 2.0], dtype=torch.float64)
 
 
-def quadratic(theta):
-    return 0.5 * theta @ A @ theta + b @ theta
+def estimate(student, objective, theta, sigma, population, seed):
+    g = student.probe(probes.es_estimate, objective, theta, sigma, population, seed, A=A, b=b)
+    return expect_tensor(g, "es_gradient", (D,))
 
 
 @graded("4a-0-basic", points=2)
-def test_es_unbiased_on_a_quadratic():
-    """On a quadratic, the mean of many ES estimates is the true gradient A theta + b (unbiased), for any sigma."""
-    es = student_module("es")
+def test_es_unbiased_on_a_quadratic(student):
+    """On a quadratic, the estimate over many pairs is the true gradient A theta + b, for any sigma: the
+    normalisation is 1 / (2 sigma P)."""
     theta = torch.tensor([1.0, 2.0, -1.0, 0.5], dtype=torch.float64)
     true = A @ theta + b
     for sigma in (0.01, 1.0):
-        g = es.es_gradient(quadratic, theta, sigma, 20000, generator=torch.Generator().manual_seed(0))
-        assert g is not None and g.shape == (D,), f"expected shape ({D},), got {getattr(g, 'shape', None)}"
-        # each antithetic term is eps (eps . true): sd per coordinate <= sqrt(2) |true|, so 20000 samples give < 0.04 |true|
-        assert (g - true).norm() < 0.06 * true.norm(), f"sigma={sigma}: ES mean {g} far from the gradient {true}"
+        g = estimate(student, "quadratic", theta, sigma, 20000, seed=0)
+        # each antithetic term is eps (eps . true): sd per coordinate <= sqrt(2) |true|, so 20000 pairs give < 0.04 |true|
+        ratio = float(g @ true / (true @ true))
+        assert (g - true).norm() < 0.06 * true.norm(), (
+            f"sigma={sigma}: the estimate {g.tolist()} is not the gradient {true.tolist()} (it is ~{ratio:.2f} times it "
+            "along the gradient): divide the sum by 2 sigma P, the 2 because each pair spans 2 sigma eps")
 
 
 @graded("4a-1-hidden", points=2)
-def test_es_estimate_exact_form():
-    """With eps drawn as documented, the estimate on a quadratic is exactly (1/P) sum_i eps_i eps_i^T grad, and
-    on a non-quadratic function it equals the reference's."""
-    es = student_module("es")
+def test_es_antithetic_form(student, reference):
+    """With eps drawn as the given line does (row i the i-th direction), the estimate is along
+    sum_i [f(theta + sigma eps_i) - f(theta - sigma eps_i)] eps_i: on a quadratic that is sum_i eps_i eps_i^T grad,
+    and on a non-quadratic it is along the reference's. (The scale is question 4a-0's.)"""
     theta = torch.tensor([0.3, -0.2, 1.0, 0.0], dtype=torch.float64)
-    g = es.es_gradient(quadratic, theta, 0.1, 7, generator=torch.Generator().manual_seed(3))
-    wavy = lambda t: torch.sin(t).sum() + (t**4).sum()  # noqa: E731
-    g2 = es.es_gradient(wavy, theta, 0.05, 9, generator=torch.Generator().manual_seed(4))
-    # BEGIN HIDDEN
+    g = estimate(student, "quadratic", theta, 0.1, 7, seed=3)
     eps = torch.randn(7, D, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
     expected = eps.T @ (eps @ (A @ theta + b)) / 7
-    assert torch.allclose(g, expected, rtol=1e-8), f"estimate {g} != (1/P) sum eps eps^T grad = {expected}"
-    ref = reference_module("es").es_gradient(wavy, theta, 0.05, 9, generator=torch.Generator().manual_seed(4))
-    assert torch.allclose(g2, ref, rtol=1e-8), "estimate on a non-quadratic differs from the reference"
+
+    def along(g, e):  # g rescaled onto e's length, when it points the same way
+        return g * (e @ e) / (g @ e) if float(g @ e) > 0 else -g
+
+    assert torch.allclose(along(g, expected), expected, rtol=1e-6), (
+        f"on a quadratic the antithetic estimate is along (1/P) sum eps_i eps_i^T grad = {expected.tolist()}, got "
+        f"{g.tolist()}: evaluate f(theta + sigma eps_i) - f(theta - sigma eps_i) for each row eps_i of the given eps")
+    g2 = estimate(student, "wavy", theta, 0.05, 9, seed=4)
+    # BEGIN HIDDEN
+    ref = reference.probe(probes.es_estimate, "wavy", theta, 0.05, 9, 4, A=A, b=b)
+    assert torch.allclose(along(g2, ref), ref, rtol=1e-6), "the estimate on a non-quadratic is not along the reference's"
     # END HIDDEN

@@ -1,96 +1,151 @@
-"""Question 1: Gaussian tools (gaussian.py): reparameterised sampling, KL, likelihoods."""
+"""Question 1: Gaussian tools (gaussian.py): reparameterised sampling, KL, likelihoods.
+
+``student`` is your code: in the autograder it runs in a separate sandboxed process and what comes back
+is data. Gradients are taken there, in ``probes.py``. Inputs are float64; tolerances allow float32 maths.
+"""
 
 import math
 
 import torch
 from torch.distributions import Normal, kl_divergence
 
-from cs330.grading import graded, reference_module, student_module
+import probes
+from cs330.grading import expect_tensor, graded
 
 
 def seeded(*shape, seed=0):
     return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
 
 
+MU = torch.tensor([1.0, -2.0], dtype=torch.float64)
+LOGVAR = torch.tensor([0.0, math.log(4.0)], dtype=torch.float64)  # sigma = (1, 2)
+
+
 @graded("1a-0-basic", points=1)
-def test_sample_gaussian_shapes_statistics_gradient():
-    """sample_gaussian: (S, ...) samples with the right mean and spread, reproducible, differentiable."""
-    gaussian = student_module("gaussian")
-    mu = torch.tensor([1.0, -2.0], dtype=torch.float64, requires_grad=True)
-    logvar = torch.tensor([0.0, math.log(4.0)], dtype=torch.float64, requires_grad=True)
-    z = gaussian.sample_gaussian(mu, logvar, 20000, generator=torch.Generator().manual_seed(0))
-    assert z is not None and z.shape == (20000, 2), f"expected (20000, 2), got {getattr(z, 'shape', None)}"
-    assert torch.allclose(z.mean(0), mu.detach(), atol=0.05), f"sample means {z.mean(0)} != {mu.detach()}"
-    assert torch.allclose(z.std(0), torch.tensor([1.0, 2.0], dtype=torch.float64), atol=0.05), f"sample std {z.std(0)}"
-    again = gaussian.sample_gaussian(mu, logvar, 20000, generator=torch.Generator().manual_seed(0))
-    assert torch.equal(z, again), "the same seeded generator must give the same samples"
-    z.sum().backward()
-    assert mu.grad is not None and logvar.grad is not None and logvar.grad.abs().sum() > 0, "no gradient reaches mu / logvar"
-    one = gaussian.sample_gaussian(mu, logvar, generator=torch.Generator().manual_seed(1))
-    assert one.shape == (2,), "n_samples=None draws one sample with mu's shape"
+def test_sample_gaussian_shape_mean_and_generator(student):
+    """sample_gaussian: (S, ...) samples (mu's shape when n_samples is None) centred on mu, drawn with the
+    generator (the same seed gives the same samples, another seed others)."""
+
+    def sample(mu, logvar, n_samples, seed):  # sample_gaussian with torch.Generator().manual_seed(seed)
+        return student.probe(probes.sample, mu, logvar, n_samples, seed)
+
+    z = expect_tensor(sample(MU, LOGVAR, 20000, 0), "sample_gaussian", (20000, 2))
+    assert torch.allclose(z.mean(0), MU, atol=0.05), f"sample means {z.mean(0).tolist()}, expected mu = {MU.tolist()}"
+    again = expect_tensor(sample(MU, LOGVAR, 20000, 0), "sample_gaussian")
+    other = expect_tensor(sample(MU, LOGVAR, 20000, 1), "sample_gaussian")
+    assert torch.equal(z, again) and not torch.equal(z, other), \
+        "samples must come from the given generator (the same seed gives the same samples): pass generator=generator"
+    expect_tensor(sample(MU, LOGVAR, None, 1), "sample_gaussian(n_samples=None)", (2,))
 
 
-@graded("1a-1-hidden", points=1)
-def test_sample_gaussian_matches_reference():
-    """Seeded samples equal mu + exp(logvar / 2) * eps with eps drawn as the docstring says."""
+@graded("1a-1-basic", points=1)
+def test_sample_gaussian_is_reparameterised(student):
+    """Samples are differentiable in mu and logvar (z = mu + sigma * eps): d sum(z) / d mu = S for every entry,
+    and the gradient in logvar is not zero."""
+    got = student.probe(probes.sample_grads, MU, LOGVAR, 50, seed=2)
+    expect_tensor(got["z"], "sample_gaussian", (50, 2))
+    assert got["d_mu"] is not None, (
+        "the samples carry no gradient: build them as mu + sigma * eps from the tensors you are given "
+        "(no torch.no_grad, .detach(), .item() or Normal(...).sample(); rsample is the reparameterised one)")
+    assert torch.allclose(got["d_mu"], torch.full((2,), 50.0, dtype=torch.float64)), \
+        f"d sum(z) / d mu should be S = 50 per entry, got {got['d_mu'].tolist()}"
+    assert got["d_logvar"].abs().min() > 0, "no gradient reaches logvar: sigma = exp(logvar / 2) must stay in the graph"
+
+
+@graded("1a-2-hidden", points=1)
+def test_sample_gaussian_spread_and_values(student, reference):
+    """The spread is sigma = exp(logvar / 2) (logvar is a log-variance), and seeded samples equal
+    mu + exp(logvar / 2) * eps with the eps the given line draws."""
+    z = expect_tensor(student.probe(probes.sample, MU, LOGVAR, 20000, 0),
+                      "sample_gaussian", (20000, 2))
+    std = z.std(0)
+    assert torch.allclose(std, torch.tensor([1.0, 2.0], dtype=torch.float64), atol=0.05), (
+        f"sample std {std.tolist()}, expected (1, 2) for logvar = (0, log 4): sigma = exp(logvar / 2), "
+        "not exp(logvar) (the variance) or logvar itself")
     mu, logvar = seeded(3, 4, seed=1), seeded(3, 4, seed=2)
-    z = student_module("gaussian").sample_gaussian(mu, logvar, 5, generator=torch.Generator().manual_seed(3))
+    z = expect_tensor(student.probe(probes.sample, mu, logvar, 5, 3),
+                      "sample_gaussian", (5, 3, 4))
     # BEGIN HIDDEN
-    ref = reference_module("gaussian").sample_gaussian(mu, logvar, 5, generator=torch.Generator().manual_seed(3))
-    assert torch.allclose(z, ref, rtol=1e-12), "samples differ from mu + exp(logvar / 2) * eps"
+    ref = reference.gaussian.sample_gaussian(mu, logvar, 5, generator=torch.Generator().manual_seed(3))
+    assert torch.allclose(z, ref, rtol=1e-5, atol=1e-6), "seeded samples differ from mu + exp(logvar / 2) * eps"
     # END HIDDEN
 
 
-@graded("1b-0-basic", points=2)
-def test_kl_known_gaussians():
-    """KL on Gaussians with known values: 0 for equal ones, 1/2 for a unit mean shift, the closed form otherwise."""
-    kl = student_module("gaussian").kl_diag_gaussians
+@graded("1b-0-hidden", points=2)
+def test_kl_values(student, reference):
+    """KL(q || p) per dimension: 0 for equal Gaussians, 1/2 for a unit mean shift, the closed form (in the
+    direction q to p) for random ones."""
+    kl = student.gaussian.kl_diag_gaussians
     z, o = torch.zeros(1, dtype=torch.float64), torch.ones(1, dtype=torch.float64)
-    same = kl(z, z, z, z)
-    assert same is not None and same.shape == () and abs(float(same)) < 1e-12, f"KL(p || p) must be 0, got {same}"
-    assert abs(float(kl(o, z, z, z)) - 0.5) < 1e-12, "KL(N(1, 1) || N(0, 1)) = 1/2"
-    # KL(N(1, 2^2) || N(0, 1)) = log(1/2) + (4 + 1) / 2 - 1/2
-    value = float(kl(o, torch.full((1,), math.log(4.0), dtype=torch.float64), z, z))
-    assert abs(value - (math.log(0.5) + 2.0)) < 1e-12, f"KL(N(1, 4) || N(0, 1)) = {math.log(0.5) + 2:.6f}, got {value:.6f}"
-    two = kl(torch.tensor([1.0, 0.0]), torch.zeros(2), torch.zeros(2), torch.zeros(2))
-    assert abs(float(two) - 0.5) < 1e-6, "the KL sums over the last dim"
-
-
-@graded("1b-1-hidden", points=2)
-def test_kl_matches_torch_distributions():
-    """Batched KL between random diagonal Gaussians equals torch.distributions' (summed over dims), prior broadcast."""
-    kl = student_module("gaussian").kl_diag_gaussians
-    mq, lq, mp, lp = (seeded(4, 3, 6, seed=s) for s in range(4))
-    out = kl(mq, lq, mp, lp)
-    out_prior = kl(mq, lq, torch.zeros(6, dtype=torch.float64), torch.zeros(6, dtype=torch.float64))
+    same = expect_tensor(kl(z, z, z, z), "kl_diag_gaussians", ())
+    assert abs(float(same)) < 1e-6, f"KL(p || p) must be 0, got {float(same)}"
+    shift = float(expect_tensor(kl(o, z, z, z), "kl_diag_gaussians", ()))
+    assert abs(shift - 0.5) < 1e-6, f"KL(N(1, 1) || N(0, 1)) = 1/2, got {shift:.6f}"
+    # KL(N(1, 2^2) || N(0, 1)) = log(1/2) + (4 + 1) / 2 - 1/2; the other direction is log 2 + 2 / 8 - 1/2
+    value = float(expect_tensor(kl(o, torch.full((1,), math.log(4.0), dtype=torch.float64), z, z), "kl_diag_gaussians"))
+    forward, backward = math.log(0.5) + 2.0, math.log(2.0) + 0.25 - 0.5
+    assert abs(value - backward) > 1e-3, "this is KL(p || q): the first Gaussian (mu_q, logvar_q) is q, the second p"
+    assert abs(value - forward) < 1e-6, (
+        f"KL(N(1, 4) || N(0, 1)) = {forward:.6f}, got {value:.6f} (logvar is the log-variance: var = exp(logvar))")
+    mq, lq, mp, lp = (seeded(20, 1, seed=s) for s in range(4))
+    out = expect_tensor(kl(mq, lq, mp, lp), "kl_diag_gaussians", (20,))
     # BEGIN HIDDEN
     expected = kl_divergence(Normal(mq, (0.5 * lq).exp()), Normal(mp, (0.5 * lp).exp())).sum(-1)
-    assert out.shape == (4, 3) and torch.allclose(out, expected, rtol=1e-10), "KL differs from the closed form"
-    prior = kl_divergence(Normal(mq, (0.5 * lq).exp()), Normal(0.0, 1.0)).sum(-1)
-    assert torch.allclose(out_prior, prior, rtol=1e-10), "KL to a broadcast N(0, I) prior is wrong"
+    assert torch.allclose(out, expected, rtol=1e-5, atol=1e-7), "KL differs from the closed form on random Gaussians"
     # END HIDDEN
+
+
+@graded("1b-1-basic", points=1)
+def test_kl_sums_over_the_last_dim_and_broadcasts(student):
+    """The KL of (..., D) Gaussians is the sum over the last dim of the per-dimension KLs (shape (...)), and a
+    prior given as zeros(D) broadcasts against a batch."""
+    kl = student.gaussian.kl_diag_gaussians
+    mq, lq, mp, lp = (seeded(4, 3, 6, seed=s) for s in range(4))
+    out = expect_tensor(kl(mq, lq, mp, lp), "kl_diag_gaussians on (4, 3, 6) inputs", (4, 3))
+    per_dim = torch.stack([expect_tensor(kl(mq[..., d:d + 1], lq[..., d:d + 1], mp[..., d:d + 1], lp[..., d:d + 1]),
+                                         "kl_diag_gaussians on (4, 3, 1) inputs", (4, 3)) for d in range(6)], -1)
+    assert torch.allclose(out, per_dim.sum(-1), rtol=1e-5), (
+        "the KL of a D-dimensional diagonal Gaussian is the sum of the D per-dimension KLs: .sum(-1), not a mean")
+    zeros = torch.zeros(6, dtype=torch.float64)
+    broadcast = expect_tensor(kl(mq, lq, zeros, zeros), "kl_diag_gaussians with a zeros(D) prior", (4, 3))
+    explicit = expect_tensor(kl(mq, lq, torch.zeros_like(mq), torch.zeros_like(lq)), "kl_diag_gaussians", (4, 3))
+    assert torch.allclose(broadcast, explicit, rtol=1e-6), "a prior given as zeros(D) must broadcast against (..., D)"
 
 
 @graded("1c-0-basic", points=1)
-def test_gaussian_nll_and_single_component_mixture():
-    """gaussian_nll is -log N(y; mu, exp(logvar)); a mixture of one component is the same."""
-    g = student_module("gaussian")
+def test_gaussian_nll(student):
+    """gaussian_nll is -log N(y; mu, exp(logvar)), elementwise."""
     y, mu, logvar = seeded(5, seed=4), seeded(5, seed=5), seeded(5, seed=6)
-    nll = g.gaussian_nll(y, mu, logvar)
-    assert torch.allclose(nll, -Normal(mu, (0.5 * logvar).exp()).log_prob(y), rtol=1e-10), "wrong Gaussian NLL"
-    assert torch.allclose(g.mixture_nll(y, mu[None], logvar[None]), nll, rtol=1e-10), "S = 1 must give gaussian_nll"
+    nll = expect_tensor(student.gaussian.gaussian_nll(y, mu, logvar), "gaussian_nll", (5,))
+    expected = -Normal(mu, (0.5 * logvar).exp()).log_prob(y)
+    assert torch.allclose(nll, expected, rtol=1e-5), f"gaussian_nll {nll.tolist()}, expected {expected.tolist()}"
 
 
-@graded("1c-1-hidden", points=2)
-def test_mixture_nll_value_and_stability():
-    """mixture_nll equals -log mean_s N(y; mu_s, var_s) and stays finite far in the tails."""
-    g = student_module("gaussian")
+@graded("1c-1-hidden", points=1)
+def test_mixture_nll_value(student):
+    """mixture_nll is -log (1/S) sum_s N(y; mu_s, exp(logvar_s)) elementwise (the mean of the densities, so
+    one component gives gaussian_nll)."""
+    g = student.gaussian
     y, mu, logvar = seeded(3, 2, seed=7), seeded(7, 3, 2, seed=8), seeded(7, 3, 2, seed=9)
-    out = g.mixture_nll(y, mu, logvar)
-    far = g.mixture_nll(torch.tensor([1e3], dtype=torch.float64), torch.zeros(4, 1, dtype=torch.float64),
-                        torch.full((4, 1), -6.0, dtype=torch.float64))
+    one = expect_tensor(g.mixture_nll(y, mu[:1], logvar[:1]), "mixture_nll with S = 1", (3, 2))
+    single = -Normal(mu[0], (0.5 * logvar[0]).exp()).log_prob(y)
+    assert torch.allclose(one, single, rtol=1e-5), "with one component the mixture NLL is the Gaussian NLL"
+    out = expect_tensor(g.mixture_nll(y, mu, logvar), "mixture_nll", (3, 2))
     # BEGIN HIDDEN
-    dens = Normal(mu, (0.5 * logvar).exp()).log_prob(y).exp().mean(0)
-    assert torch.allclose(out, -dens.log(), rtol=1e-9), "mixture NLL differs from -log mean density"
-    assert torch.isfinite(far).all() and float(far) > 1e8, "use logsumexp: the tail NLL must be large and finite"
+    expected = -Normal(mu, (0.5 * logvar).exp()).log_prob(y).exp().mean(0).log()
+    summed = expected - math.log(7)
+    assert not torch.allclose(out, summed, rtol=1e-5), "the mixture is uniform: average the densities (log S), do not sum them"
+    assert torch.allclose(out, expected, rtol=1e-5), "mixture NLL differs from -log mean_s N(y; mu_s, var_s)"
     # END HIDDEN
+
+
+@graded("1c-2-basic", points=1)
+def test_mixture_nll_is_stable_in_the_tails(student):
+    """mixture_nll stays finite where every density underflows (y far in the tails): compute it in log space."""
+    far = student.gaussian.mixture_nll(torch.tensor([1e3], dtype=torch.float64), torch.zeros(4, 1, dtype=torch.float64),
+                                       torch.full((4, 1), -6.0, dtype=torch.float64))
+    far = expect_tensor(far, "mixture_nll", (1,))
+    expected = 0.5 * (math.log(2 * math.pi) - 6.0 + 1e6 * math.exp(6.0))  # four equal components: one Gaussian's NLL
+    assert torch.isfinite(far).all() and abs(float(far) / expected - 1) < 1e-5, (
+        f"far in the tails: got {float(far)}, expected {expected:.6g}; exp(-nll) underflows to 0 there, "
+        "use torch.logsumexp over the components")

@@ -1,12 +1,16 @@
-"""Question 2 (Part A): label shuffling, support sensitivity, and the two meta-regularisers."""
+"""Question 2 (Part A): label shuffling, support sensitivity, and the two meta-regularisers.
+
+``student`` is your code: in the autograder it runs in a separate sandboxed process. Seeded models,
+backward passes and the predictors handed to ``support_sensitivity`` run there, in ``probes.py``.
+"""
 
 import torch
 from torch.distributions import Normal, kl_divergence
 
-from cs330.grading import graded, reference_module, student_module
-from cs330.models import Conv4
+import probes
+from cs330.grading import expect_tensor, graded
 
-N = 5
+N = probes.N_WAY
 
 
 def fixed_labels(B, K):
@@ -14,42 +18,40 @@ def fixed_labels(B, K):
     return torch.arange(N).repeat_interleave(K).repeat(B, 1)
 
 
+def shuffled(student, B, K, Q, seed):
+    out = student.probe(probes.shuffle, fixed_labels(B, K), fixed_labels(B, Q), seed)
+    assert isinstance(out, (tuple, list)) and len(out) == 2, "shuffle_labels returns (support_y', query_y')"
+    return expect_tensor(out[0], "shuffle_labels (support)", (B, N * K)), expect_tensor(out[1], "shuffle_labels (query)", (B, N * Q))
+
+
 @graded("2a-0-basic", points=2)
-def test_shuffle_labels_is_a_permutation_per_task():
-    """shuffle_labels: same shapes, a bijection per task, the same relabelling for support and query."""
-    mem = student_module("memorization")
-    sy, qy = fixed_labels(64, 2), fixed_labels(64, 3)
-    new_s, new_q = mem.shuffle_labels(sy, qy, N, torch.Generator().manual_seed(0))
-    assert new_s.shape == sy.shape and new_q.shape == qy.shape, "shapes must not change"
+def test_shuffle_labels_is_one_permutation_per_task(student):
+    """shuffle_labels: in every task, a bijection of 0..N-1 (one class keeps one label), the same for its
+    support and its query set."""
+    new_s, new_q = shuffled(student, 64, 2, 3, seed=0)
     for b in range(64):
         perm_s = new_s[b].view(N, 2)[:, 0]
         assert sorted(perm_s.tolist()) == list(range(N)), f"task {b}: support labels are not a permutation of 0..{N - 1}"
-        assert (new_s[b].view(N, 2) == perm_s[:, None]).all(), f"task {b}: one class must keep one label"
-        assert torch.equal(new_q[b].view(N, 3)[:, 0], perm_s), f"task {b}: query relabelled differently from support"
-    assert len({tuple(new_s[b].tolist()) for b in range(64)}) > 20, "tasks must get different permutations"
+        assert (new_s[b].view(N, 2) == perm_s[:, None]).all(), f"task {b}: two examples of one class got different labels"
+        assert torch.equal(new_q[b].view(N, 3)[:, 0], perm_s) and (new_q[b].view(N, 3) == perm_s[:, None]).all(), (
+            f"task {b}: the query set is relabelled differently from the support set; a task's support and query "
+            "must share one permutation, else the support no longer tells the query's labels")
 
 
 @graded("2a-1-hidden", points=2)
-def test_shuffled_labels_are_uniform_across_tasks():
-    """After shuffling fixed-label tasks, the label of each class position is uniform over 0..N-1 across tasks."""
-    mem = student_module("memorization")
+def test_shuffled_labels_differ_across_tasks(student):
+    """Every task draws its own permutation: tasks get different relabellings, and across many tasks the label of
+    each class is uniform over 0..N-1 (so the query alone says nothing about its label)."""
+    new_s, _ = shuffled(student, 64, 2, 3, seed=0)
+    distinct = len({tuple(new_s[b].tolist()) for b in range(64)})
+    assert distinct > 20, (f"only {distinct} different relabellings in 64 tasks: draw one permutation per task "
+                           "(shape (B, N)), not one for the whole meta-batch")
     B = 5000
-    new_s, _ = mem.shuffle_labels(fixed_labels(B, 1), fixed_labels(B, 1), N, torch.Generator().manual_seed(1))
+    big, _ = shuffled(student, B, 1, 1, seed=1)
     # BEGIN HIDDEN
-    counts = torch.stack([torch.bincount(new_s[:, j], minlength=N) for j in range(N)]).float() / B  # (position, label)
+    counts = torch.stack([torch.bincount(big[:, j].long(), minlength=N)[:N] for j in range(N)]).float() / B  # (position, label)
     assert (counts - 1 / N).abs().max() < 0.03, f"label frequencies per class position are not uniform:\n{counts}"
     # END HIDDEN
-
-
-def nearest_support_predictor(support_x, support_y, query_x):
-    """Logits: one-hot of the label of the nearest support example (a learner that reads the support)."""
-    d = torch.cdist(query_x, support_x)  # (B, M, NK)
-    return torch.nn.functional.one_hot(support_y.gather(1, d.argmin(-1)), N).float()
-
-
-def memoriser(support_x, support_y, query_x):
-    """Logits from the query alone (ignores the support)."""
-    return torch.nn.functional.one_hot(query_x[..., 0].long() % N, N).float()
 
 
 def episode(B=4, K=1, Q=3, seed=0):
@@ -61,31 +63,26 @@ def episode(B=4, K=1, Q=3, seed=0):
 
 
 @graded("2b-0-basic", points=2)
-def test_support_sensitivity_extremes():
-    """support_sensitivity: 0 for a predictor that ignores the support, 1 for one that follows the support labels."""
-    mem = student_module("memorization")
+def test_support_sensitivity_extremes(student):
+    """support_sensitivity: one value per task, 0 for a predictor that ignores the support, 1 for one that follows
+    the support labels (its argmax changes with every relabelled support)."""
     sx, sy, qx = episode()
-    ignore = mem.support_sensitivity(memoriser, sx, sy, qx, N, torch.Generator().manual_seed(0))
-    follow = mem.support_sensitivity(nearest_support_predictor, sx, sy, qx, N, torch.Generator().manual_seed(0))
-    assert ignore is not None and ignore.shape == (4,), f"expected one value per task, (4,), got {getattr(ignore, 'shape', None)}"
-    assert torch.equal(ignore, torch.zeros(4)), f"a memoriser must score 0, got {ignore}"
-    assert torch.equal(follow, torch.ones(4)), f"a learner following the support labels must score 1, got {follow}"
+    ignore = expect_tensor(student.probe(probes.sensitivity, "memoriser", sx, sy, qx, seed=0), "support_sensitivity", (4,))
+    follow = expect_tensor(student.probe(probes.sensitivity, "follower", sx, sy, qx, seed=0), "support_sensitivity", (4,))
+    assert torch.allclose(ignore.double(), torch.zeros(4, dtype=torch.float64)), f"a memoriser must score 0, got {ignore.tolist()}"
+    assert torch.allclose(follow.double(), torch.ones(4, dtype=torch.float64)), (
+        f"a learner following the support labels must score 1, got {follow.tolist()}: relabel the support with "
+        "cyclic_relabel (no label keeps its value) and compare the argmax predictions")
 
 
 @graded("2b-1-hidden", points=1)
-def test_support_sensitivity_per_task():
-    """A predictor that reads the support in even tasks only scores [1, 0, 1, 0, ...]."""
-    mem = student_module("memorization")
-
-    def half(sx, sy, qx):
-        out = nearest_support_predictor(sx, sy, qx)
-        out[1::2] = memoriser(sx, sy, qx)[1::2]
-        return out
-
+def test_support_sensitivity_per_task(student):
+    """A predictor that reads the support in even tasks only scores [1, 0, 1, 0, ...]: a fraction per task, not
+    one number for the meta-batch."""
     sx, sy, qx = episode(B=6, seed=1)
-    got = mem.support_sensitivity(half, sx, sy, qx, N, torch.Generator().manual_seed(2))
+    got = expect_tensor(student.probe(probes.sensitivity, "half", sx, sy, qx, seed=2), "support_sensitivity", (6,))
     # BEGIN HIDDEN
-    assert torch.equal(got, torch.tensor([1.0, 0.0] * 3)), f"expected [1, 0, 1, 0, 1, 0], got {got}"
+    assert torch.allclose(got.double(), torch.tensor([1.0, 0.0] * 3, dtype=torch.float64)), f"expected [1, 0, 1, 0, 1, 0], got {got.tolist()}"
     # END HIDDEN
 
 
@@ -95,79 +92,105 @@ def tiny_images(B=2, K=1, Q=2, seed=0):
             fixed_labels(B, Q))
 
 
-@graded("2c-0-basic", points=2)
-def test_activation_bottleneck_kl_and_gradient():
-    """Black-box learner with a stochastic query code: the KL term is KL(N(mu, sigma^2) || N(0, I)) of the query
-    codes (mean over queries), and beta * KL sends a non-zero gradient to the encoder."""
-    blackbox = student_module("blackbox")
-    torch.manual_seed(0)
-    model = blackbox.BlackBoxClassifier(N, hidden=8, stochastic=True)
-    sx, sy, qx, qy = tiny_images()
-    total, ce, kl, acc = model.loss(sx, sy, qx, qy, beta=0.5, generator=torch.Generator().manual_seed(0))
-    _, (mu, logvar) = model.encode(qx)
-    expected = kl_divergence(Normal(mu, (0.5 * logvar).exp()), Normal(0.0, 1.0)).sum(-1).mean()
-    assert torch.allclose(kl, expected, rtol=1e-5), f"KL term {float(kl):.5f}, expected {float(expected):.5f}"
-    assert torch.allclose(total, ce + 0.5 * kl, rtol=1e-6), "total must be CE + beta * KL"
-    grads = torch.autograd.grad(0.5 * kl, [model.to_logvar.weight, model.encoder.blocks[0].conv.weight])
-    assert all(g.abs().sum() > 0 for g in grads), "the regulariser's gradient must reach the encoder"
+def standard_kl(mu, logvar):
+    """KL(N(mu, exp(logvar)) || N(0, I)) summed over the last dim."""
+    return kl_divergence(Normal(mu, (0.5 * logvar).exp()), Normal(0.0, 1.0)).sum(-1)
 
 
+@graded("2c-0-hidden", points=2)
+def test_activation_bottleneck_kl_value(student, reference):
+    """The stochastic black-box learner's KL term is KL(N(mu, sigma^2) || N(0, I)) of each query code, summed over
+    the code's dims and averaged over the queries (of every task); total = CE + beta * KL."""
+    for seed in (0, 1):
+        got = student.probe(probes.blackbox_terms, tiny_images(seed=seed), 0.5, seed, seed)
+        kl = expect_tensor(got["kl"], "BlackBoxClassifier.loss (KL)", ())
+        expected = standard_kl(got["mu"], got["logvar"])  # (B, M)
+        if torch.allclose(kl, expected.sum(), rtol=1e-4):
+            raise AssertionError("the KL is summed over the queries: average it over them (.mean())")
+        assert torch.allclose(kl, expected.mean(), rtol=1e-4), (
+            f"KL term {float(kl):.5f}, expected {float(expected.mean()):.5f}: the KL of N(mu, exp(logvar)) to N(0, I), "
+            "summed over the code's dims and averaged over the queries")
+        assert torch.allclose(expect_tensor(got["total"], "loss (total)", ()), got["ce"] + 0.5 * kl, rtol=1e-5)
+        # BEGIN HIDDEN
+        want = reference.probe(probes.blackbox_terms, tiny_images(seed=seed), 0.5, seed, seed)
+        for name in ("total", "ce", "kl"):
+            assert torch.allclose(got[name], want[name], rtol=1e-4, atol=1e-6), f"{name} differs from the reference"
+        # END HIDDEN
 
-@graded("2c-1-hidden", points=1)
-def test_activation_bottleneck_matches_reference():
-    """The stochastic black-box learner's loss terms (beta = 0.1, seeded sampling) equal the reference's."""
-    torch.manual_seed(1)
-    model = student_module("blackbox").BlackBoxClassifier(N, hidden=8, stochastic=True)
-    sx, sy, qx, qy = tiny_images(seed=1)
-    got = model.loss(sx, sy, qx, qy, beta=0.1, generator=torch.Generator().manual_seed(3))
-    # BEGIN HIDDEN
-    ref = reference_module("blackbox").BlackBoxClassifier(N, hidden=8, stochastic=True)
-    ref.load_state_dict(model.state_dict())
-    want = ref.loss(sx, sy, qx, qy, beta=0.1, generator=torch.Generator().manual_seed(3))
-    for name, a, b in zip(("total", "cross-entropy", "KL"), got[:3], want[:3]):
-        assert torch.allclose(a, b, rtol=1e-5), f"{name} {float(a):.5f}, reference {float(b):.5f}"
-    # END HIDDEN
 
-def mr_maml(seed=0):
-    maml = student_module("maml")
-    torch.manual_seed(seed)
-    return maml.MRMAML(Conv4(N, hidden=8), init_log_sigma=-2.0, inner_steps=1, inner_lr=0.4, vectorize=False)
+@graded("2c-1-basic", points=1)
+def test_activation_bottleneck_gradient(student):
+    """beta * KL sends a gradient to the encoder (the conv body and the log-variance layer): the KL is computed
+    from the query codes' (mu, logvar) in the graph, not from detached copies."""
+    got = student.probe(probes.blackbox_terms, tiny_images(), 0.5, 0, 0)
+    assert got.get("grads") is not None, "the KL term carries no gradient: compute it from (mu, logvar) without detaching"
+    to_logvar, conv = got["grads"]
+    assert to_logvar.abs().sum() > 0 and conv.abs().sum() > 0, \
+        "the regulariser's gradient must reach the encoder and to_logvar (are mu or logvar detached?)"
+
+
+def log_sigmas(state, seed=5):
+    """Random log-sigmas in [-3, -1], one per weight, so that a sigma / variance confusion shows."""
+    g = torch.Generator().manual_seed(seed)
+    return {n: -3.0 + 2.0 * torch.rand(v.shape, generator=g) for n, v in state["log_sigma"].items()}
+
+
+def key(name):
+    return name.replace(".", "__")
 
 
 @graded("2d-0-basic", points=2)
-def test_weight_bottleneck_samples_kl_and_gradient():
-    """MR-MAML: meta_params samples the body (the head stays), the KL equals the closed form, and the
-    regulariser's gradient reaches the means and the log-sigmas."""
-    model = mr_maml()
-    a = model.meta_params(torch.Generator().manual_seed(0))
-    b = model.meta_params(torch.Generator().manual_seed(1))
-    mu = dict(model.model.named_parameters())
-    body = "blocks.0.conv.weight"
-    assert not torch.equal(a[body], mu[body]) and not torch.equal(a[body], b[body]), "body weights must be sampled"
-    assert torch.equal(a["head.weight"], mu["head.weight"]), "the head (adapted by the inner loop) is not sampled"
-    noise = (a[body] - mu[body]).detach().std()
-    assert 0.08 < float(noise) < 0.2, f"sample noise sd {float(noise):.3f}, expected exp(-2) = 0.135"
-    kl = model.regularizer()
-    sig = torch.exp(torch.tensor(-2.0))
-    expected = sum(0.5 * (sig**2 + mu[n].detach() ** 2 - 1 - 2 * torch.log(sig)).sum() for n in model.stochastic)
-    assert torch.allclose(kl, expected, rtol=1e-5), f"KL {float(kl):.3f}, expected {float(expected):.3f}"
-    kl.backward()
-    assert model.log_sigma[body.replace(".", "__")].grad.abs().sum() > 0, "no gradient to log_sigma"
-    assert mu[body].grad.abs().sum() > 0, "no gradient to the weight means"
+def test_weight_bottleneck_samples(student):
+    """MR-MAML meta_params: every body weight (``stochastic``) is a fresh sample mu + sigma * eps with
+    sigma = exp(log_sigma) (one eps per weight, from the generator: the same seed, the same sample); the head
+    (adapted by the inner loop) is the mean itself."""
+    state = student.probe(probes.mr_maml_state)
+    ls = log_sigmas(state)
+    got = student.probe(probes.mr_maml_samples, ls, [0, 0, 1])
+    a, again, other = got["samples"]
+    mu = state["mu"]
+    assert set(a) == set(mu), f"meta_params must return every parameter name of the model: {sorted(mu)}"
+    for n in mu:
+        expect_tensor(a[n], f"meta_params()[{n!r}]", tuple(mu[n].shape))
+        if n in state["stochastic"]:
+            assert torch.equal(a[n], again[n]), f"{n}: the same generator seed must give the same sample (pass generator=)"
+            assert not torch.equal(a[n], other[n]), f"{n}: another generator seed must give another sample"
+        else:
+            assert torch.equal(a[n], mu[n]), f"{n}: the head is adapted by the inner loop and not sampled"
+    noise = torch.cat([((a[n] - mu[n]) / ls[key(n)].exp()).flatten() for n in state["stochastic"]])
+    assert abs(float(noise.mean())) < 0.15 and 0.85 < float(noise.std()) < 1.15, (
+        f"(sample - mu) / exp(log_sigma) should be standard normal, has mean {float(noise.mean()):.3f} and sd "
+        f"{float(noise.std()):.3f}: sigma = exp(log_sigma), i.e. logvar = 2 * log_sigma for sample_gaussian")
 
 
-@graded("2d-1-hidden", points=1)
-def test_weight_bottleneck_matches_reference():
-    """A seeded MR-MAML meta-loss (sampled weights, inner loop on the head, KL) equals the reference's."""
-    model = mr_maml(seed=3)
-    sx, sy, qx, qy = tiny_images(seed=3)
-    total, task, reg, _ = model.loss(sx, sy, qx, qy, beta=1e-3, generator=torch.Generator().manual_seed(4))
+@graded("2d-1-basic", points=1)
+def test_weight_bottleneck_samples_are_reparameterised(student):
+    """The sampled body weights are differentiable in the means (d sample / d mu = 1) and in the log-sigmas."""
+    state = student.probe(probes.mr_maml_state)
+    got = student.probe(probes.mr_maml_samples, log_sigmas(state), [0])
+    assert got["grads"], "the samples carry no gradient: build them with sample_gaussian from the parameters, no detach"
+    for n in state["stochastic"]:
+        assert torch.allclose(got["grads"]["mu"][n], torch.ones_like(state["mu"][n])), f"{n}: d sample / d mu must be 1"
+        assert got["grads"]["log_sigma"][key(n)].abs().sum() > 0, f"{n}: no gradient reaches its log_sigma"
+
+
+@graded("2d-2-hidden", points=2)
+def test_weight_bottleneck_kl(student):
+    """MR-MAML regularizer: KL(N(mu, exp(2 log_sigma)) || N(0, I)) summed over every body weight (a 0-dim tensor),
+    with gradients to the means and to the log-sigmas."""
+    state = student.probe(probes.mr_maml_state)
+    ls = log_sigmas(state, seed=6)
+    got = student.probe(probes.mr_maml_regularizer, ls)
+    kl = expect_tensor(got["kl"], "MRMAML.regularizer", ())
+    expected = sum(standard_kl(state["mu"][n].double().flatten(), 2 * ls[key(n)].double().flatten()) for n in state["stochastic"])
+    assert torch.allclose(kl.double(), expected, rtol=1e-4), (
+        f"KL {float(kl):.4f}, expected {float(expected):.4f}: the sum over every body weight (no mean), "
+        "with logvar = 2 * log_sigma and the prior N(0, I)")
     # BEGIN HIDDEN
-    ref_maml = reference_module("maml")
-    torch.manual_seed(3)
-    ref = ref_maml.MRMAML(Conv4(N, hidden=8), init_log_sigma=-2.0, inner_steps=1, inner_lr=0.4, vectorize=False)
-    r_total, r_task, r_reg, _ = ref.loss(sx, sy, qx, qy, beta=1e-3, generator=torch.Generator().manual_seed(4))
-    assert torch.allclose(reg, r_reg, rtol=1e-6), f"KL {float(reg)} != reference {float(r_reg)}"
-    assert torch.allclose(task, r_task, rtol=1e-5), f"task loss {float(task)} != reference {float(r_task)}"
-    assert torch.allclose(total, r_total, rtol=1e-5), "total meta-loss differs from the reference"
+    assert got["grads"] is not None, "the KL carries no gradient"
+    for name in state["stochastic"]:
+        mu, s = state["mu"][name].double(), ls[key(name)].double()
+        assert torch.allclose(got["grads"]["mu"][name].double(), mu, rtol=1e-4, atol=1e-6), f"{name}: d KL / d mu must be mu"
+        assert torch.allclose(got["grads"]["log_sigma"][key(name)].double(), (2 * s).exp() - 1, rtol=1e-4, atol=1e-6), \
+            f"{name}: d KL / d log_sigma must be sigma^2 - 1"
     # END HIDDEN
