@@ -49,9 +49,12 @@ def inner_loop(model: nn.Module, params: Params, lrs, support_x: torch.Tensor, s
         lrs: {name: alpha} for every adapted name; alpha a float or a tensor broadcastable to the parameter.
         support_x: (N*K, C, H, W); support_y: (N*K,) labels (or regression targets for ``loss_fn``).
         steps: K >= 0 inner steps.
-        train: meta-training. Only then is the graph kept, so the meta-gradient can flow back to
-            theta (and alpha). With train=False the result is detached from theta (evaluation).
-        first_order: when training, treat the inner gradients as constants (first-order MAML).
+        train: meta-training: the result must stay differentiable w.r.t. theta (and learned alpha), so
+            that the meta-gradient flows back through the inner loop. With train=False (evaluation)
+            only the values count: whether the result still carries a graph is up to you (the
+            reference detaches theta first, which saves memory; ``MAML.evaluate`` detaches its output).
+        first_order: when training, treat the inner gradients as constants (first-order MAML): detach
+            the gradient g, not theta, so that d theta_K / d theta = I still reaches theta.
         adapt: names of the parameters to adapt (all when None; the head only for ANIL). Others stay theta.
         loss_fn: loss_fn(logits, y) -> scalar, the support loss.
 
@@ -59,8 +62,12 @@ def inner_loop(model: nn.Module, params: Params, lrs, support_x: torch.Tensor, s
         {name: tensor}, every name of ``params``: theta_K for adapted names, theta for the others.
         theta_{k+1}[n] = theta_k[n] - lrs[n] * dL_support/dtheta_k[n]
 
-    Use ``torch.func.grad`` for the gradient (it works both inside ``vmap`` and outside); ``.detach()``
-    the gradient when it must not be differentiated through.
+    Take the gradient with ``torch.func.grad``, not ``torch.autograd.grad``: ``MAML.meta_loss`` runs the
+    tasks of a meta-batch under ``torch.func.vmap`` (``vectorize=True``), where ``autograd.grad`` fails
+    ("element 0 of tensors does not require grad"); ``torch.func.grad`` works inside vmap, outside it
+    and under ``torch.no_grad``. ``.detach()`` the gradient when it must not be differentiated through.
+    Leave the inputs as they are: theta is shared by every task and by the optimiser, so build new
+    dicts (never assign into ``params``) and new tensors (no ``-=``, ``sub_`` or ``.data``).
     """
     names = list(params) if adapt is None else list(adapt)
 
@@ -158,7 +165,9 @@ class MAML(nn.Module):
         # END SOLUTION
         return {"loss": float(loss.detach()), "acc": float(accs.mean())}
 
-    @torch.no_grad()
     def evaluate(self, episode, steps: int | None = None) -> torch.Tensor:
-        """Query accuracy of every task of ``episode`` after adaptation (no meta-graph): (B,)."""
-        return self.meta_loss(*episode, train=False, steps=steps)[1]
+        """Query accuracy of every task of ``episode`` after adaptation (no meta-graph), detached: (B,).
+
+        Not under ``torch.no_grad``: the inner loop differentiates the support loss, and an inner loop
+        written with ``torch.autograd.grad`` (outside vmap) needs gradients enabled for that."""
+        return self.meta_loss(*episode, train=False, steps=steps)[1].detach()

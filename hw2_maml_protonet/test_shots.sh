@@ -19,7 +19,7 @@ python - "$results" "${run[protonet]}" "${run[maml]}" <<'PY'
 import json, sys
 from pathlib import Path
 import matplotlib; matplotlib.use("Agg"); import matplotlib.pyplot as plt
-metrics = json.loads((Path(sys.argv[1]) / "metrics.json").read_text())
+metrics = {key: entry.get("final", entry) for key, entry in json.loads((Path(sys.argv[1]) / "metrics.json").read_text()).items()}  # train.py --test entries: the numbers are under "final"
 fig, ax = plt.subplots(figsize=(5, 3.6))
 for algorithm, name in zip(("protonet", "maml"), sys.argv[2:]):
     pts = sorted((m["k_shot"], m["test_acc"], m["ci95"]) for key, m in metrics.items()

@@ -208,7 +208,10 @@ def plot(history: list[dict], path: Path, title: str) -> None:
 
 
 def test(a) -> dict:
-    """Accuracy of the best checkpoint on ``--test-tasks`` test tasks, with a 95% CI; merged into metrics.json."""
+    """Accuracy of the best checkpoint on ``--test-tasks`` test tasks, with a 95% CI. Merged into
+    metrics.json as an entry of the results schema: the checkpoint's training config plus the test
+    settings, the environment with the data's fingerprint, the checkpoint's validation history (its
+    last row is the tested iteration) and ``final`` (returned)."""
     setup(a.seed, a.device)
     splits, data_name = load_splits(a)
     # eager: a test process would compile the evaluation step anew (minutes for MAML's per-task loop on
@@ -230,8 +233,11 @@ def test(a) -> dict:
               "iterations": state["step"], "best_val_acc": state["history"][-1]["val_acc"],
               "train_wall_s": state["time_s"], "data": data_name, "device": str(a.device),
               "test_wall_s": time.time() - t0}
+    config = {**state["config"], "test_n_way": a.test_n_way, "test_k_shot": k, "test_n_query": a.test_n_query,
+              "test_inner_steps": a.test_inner_steps, "test_tasks": a.test_tasks}
+    entry = make_results(key, config, environment(a.device, fingerprint(splits)), state["history"], result)
     print(f"{key}: test accuracy {100 * result['test_acc']:.2f} +- {100 * ci:.2f}% (95% CI, {len(accs)} tasks)")
-    merge(Path(a.results_dir) / "metrics.json", {key: result})
+    merge(Path(a.results_dir) / "metrics.json", {key: entry})
     plot(state["history"], Path(a.results_dir) / f"{run_name(a)}.png", run_name(a))
     return result
 

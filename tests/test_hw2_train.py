@@ -45,7 +45,9 @@ def test_protonet_trained_wide_tested_narrow(train, tmp_path):
     a.test, a.test_tasks = True, 10
     result = train.test(a)
     metrics = json.loads((tmp_path / "results" / "metrics.json").read_text())
-    assert metrics["protonet_10w1s_rot_glyphs_test3way"] == result
+    entry = metrics["protonet_10w1s_rot_glyphs_test3way"]  # a results-schema entry; its numbers under "final"
+    assert entry["final"] == result and entry["history"][-1]["step"] == result["iterations"]
+    assert (entry["config"]["n_way"], entry["config"]["test_n_way"]) == (10, 3)
     assert (result["n_way"], result["n_query"], result["train_n_way"], result["n_tasks"]) == (3, 4, 10, 10)
     correct = result["test_acc"] * 10 * 3 * 4  # 10 tasks of 3 x 4 queries: a whole number of correct answers
     assert abs(correct - round(correct)) < 1e-3

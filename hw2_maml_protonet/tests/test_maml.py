@@ -1,11 +1,18 @@
-"""Question 2: MAML (maml.py): the inner loop, the task loss and the outer step."""
+"""Question 2: MAML (maml.py): the inner loop, the task loss and the outer step.
+
+``student`` is your code: in the autograder it runs in a separate sandboxed process. Seeded models,
+backward passes, vmap and optimiser steps happen there, in the probes of ``probes.py``; ``reference``
+(hidden checks only) runs the same probes on the reference solution. Models and inputs are float64;
+tolerances are loose enough for any correct formula. Only the vmap test (2b-2-basic) runs your inner
+loop inside ``torch.func.vmap``; the others call it in a plain loop, with gradients enabled.
+"""
 
 import torch
-from torch import nn
-from torch.nn import functional as F
 
-from cs330.grading import graded, reference_module, student_module
-from cs330.models import Conv4
+import probes
+from cs330.grading import expect_tensor, graded
+
+D = probes.D
 
 
 def seeded(*shape, seed=0):
@@ -13,30 +20,87 @@ def seeded(*shape, seed=0):
 
 
 def episode(B=2, N=5, K=1, Q=2, seed=0):
-    """A random (B tasks, N-way K-shot, Q queries per class) float64 meta-batch of 28x28 images."""
+    """A random (B tasks, N-way K-shot, Q queries per class) float64 meta-batch of 28x28 images, label-major."""
     labels = lambda M: torch.arange(N).repeat_interleave(M).repeat(B, 1)  # noqa: E731
     return seeded(B, N * K, 1, 28, 28, seed=seed), labels(K), seeded(B, N * Q, 1, 28, 28, seed=seed + 1), labels(Q)
 
 
-def conv4(seed=0, hidden=8):
-    torch.manual_seed(seed)
-    return Conv4(5, hidden=hidden).double()
+def adapted(out, what):
+    """Check that an inner_loop result came back as {name: tensor} with Conv4's names and shapes."""
+    assert not isinstance(out, str), f"{what}: inner_loop must return a dict {{name: tensor}}, got {out}"
+    model = probes.conv4()
+    shapes = {n: tuple(p.shape) for n, p in model.named_parameters()}
+    assert set(out) == set(shapes), f"{what}: inner_loop must return every parameter name; missing {sorted(set(shapes) - set(out))}, extra {sorted(set(out) - set(shapes))}"
+    for n, shape in shapes.items():
+        expect_tensor(out[n], f"inner_loop ({what}) for {n}", shape)
+    return out
 
 
-# --- a tiny model with a closed form: linear regression, f(x) = x @ w, squared error --------------
-D = 3
+def theta(seed=0):
+    return {n: p.detach() for n, p in probes.conv4(seed).named_parameters()}
 
+
+@graded("2a-0-basic", points=1)
+def test_inner_loop_zero_and_one_step(student):
+    """inner_loop returns every parameter with its shape; 0 steps returns theta; 1 step changes the parameters."""
+    sx, sy, _, _ = episode(B=1)
+    same = adapted(student.probe(probes.inner_loop, sx[0], sy[0], steps=0), "0 steps")
+    start = theta()
+    changed = [n for n in start if not torch.equal(same[n], start[n])]
+    assert not changed, f"0 inner steps must return theta unchanged; changed: {changed}"
+    one = adapted(student.probe(probes.inner_loop, sx[0], sy[0], steps=1), "1 step")
+    assert all(not torch.equal(one[n], start[n]) for n in ("head.weight", "head.bias")), "one inner step must change the head"
+
+
+@graded("2a-1-hidden", points=1)
+def test_inner_loop_values(student, reference):
+    """inner_loop, 3 steps with per-element learned rates (Meta-SGD), 5-way 2-shot, gives the reference's theta_3."""
+    sx, sy, _, _ = episode(B=1, K=2, seed=3)
+    out = adapted(student.probe(probes.inner_loop, sx[0], sy[0], steps=3, learned_rates=True, seed=1), "3 steps")
+    # BEGIN HIDDEN
+    expected = reference.probe(probes.inner_loop, sx[0], sy[0], steps=3, learned_rates=True, seed=1)
+    for n, e in expected.items():
+        assert torch.allclose(out[n], e, rtol=1e-6, atol=1e-9), \
+            f"adapted {n} differs from theta_3 = theta_2 - alpha * grad L_support(theta_2) (max |diff| {float((out[n] - e).abs().max()):.2e})"
+    # END HIDDEN
+
+
+@graded("2a-2-basic", points=1)
+def test_inner_loop_leaves_its_inputs(student):
+    """inner_loop builds new tensors: the params dict it is given and the model's weights stay as they were."""
+    sx, sy, _, _ = episode(B=1, seed=4)
+    for train in (True, False):
+        after = student.probe(probes.inner_loop_inputs_after, sx[0], sy[0], train=train)
+        assert after["same_names"] and after["same_tensors"], (
+            f"inner_loop (train={train}) changed the params dict it was given (theta, shared by every task of the "
+            "meta-batch and by the optimiser): start from a new dict (fast = dict(params) or a dict comprehension) "
+            "and assign the adapted tensors there")
+        assert after["same_values"], (
+            f"inner_loop (train={train}) changed the model's weights in place: theta_k - alpha * g must be a new "
+            "tensor (no -=, sub_ or .data on the parameters)")
+
+
+@graded("2a-3-hidden", points=1)
+def test_inner_loop_anil(student, reference):
+    """adapt= lists the names to adapt (ANIL: the head): those equal the reference's, every other name stays theta."""
+    sx, sy, _, _ = episode(B=1, K=2, seed=5)
+    head = ["head.weight", "head.bias"]
+    out = adapted(student.probe(probes.inner_loop, sx[0], sy[0], steps=2, adapt=head, seed=1), "ANIL")
+    # BEGIN HIDDEN
+    start = theta(seed=1)
+    moved = [n for n in start if n not in head and not torch.equal(out[n], start[n])]
+    assert not moved, f"adapt={head}: the other parameters must stay theta; changed: {moved}"
+    expected = reference.probe(probes.inner_loop, sx[0], sy[0], steps=2, adapt=head, seed=1)
+    for n in head:
+        assert torch.allclose(out[n], expected[n], rtol=1e-6, atol=1e-9), f"ANIL: adapted {n} differs from the reference"
+    # END HIDDEN
+
+
+# --- meta-gradients on a model with a closed form: linear regression, f(x) = x @ w, squared error ---
 
 def regression_task(seed=0, n=6):
     xs, xq = seeded(n, D, seed=seed), seeded(n, D, seed=seed + 1)
     return xs, seeded(n, 1, seed=seed + 2), xq, seeded(n, 1, seed=seed + 3)
-
-
-def linear(seed=0):
-    model = nn.Linear(D, 1, bias=False).double()
-    with torch.no_grad():
-        model.weight.copy_(seeded(1, D, seed=seed + 10))
-    return model
 
 
 def closed_form(w, xs, ys, xq, yq, alpha, first_order):
@@ -49,135 +113,79 @@ def closed_form(w, xs, ys, xq, yq, alpha, first_order):
     return g_query if first_order else (torch.eye(D, dtype=w.dtype) - alpha * A) @ g_query
 
 
-def meta_gradient(maml_module, model, task, alpha, first_order):
-    params = dict(model.named_parameters())
-    loss, _ = maml_module.task_loss(model, params, {"weight": alpha}, *task, steps=1, train=True,
-                                    first_order=first_order, loss_fn=F.mse_loss)
-    return torch.autograd.grad(loss, params["weight"])[0].T  # (D, 1)
-
-
-@graded("2a-0-basic", points=1)
-def test_inner_loop_keys_shapes_and_zero_steps():
-    """inner_loop returns every parameter with its shape; 0 steps changes nothing; 1 step changes the adapted ones."""
-    maml = student_module("maml")
-    model = conv4()
-    params = dict(model.named_parameters())
-    sx, sy, _, _ = episode(B=1)
-    lrs = {n: 0.4 for n in params}
-    same = maml.inner_loop(model, params, lrs, sx[0], sy[0], steps=0, train=False)
-    assert same is not None and set(same) == set(params), "inner_loop must return a dict with every parameter name"
-    assert all(torch.equal(same[n], params[n]) for n in params), "0 inner steps must return theta unchanged"
-    adapted = maml.inner_loop(model, params, lrs, sx[0], sy[0], steps=1, train=False)
-    assert all(adapted[n].shape == p.shape for n, p in params.items()), "adapted parameters keep their shapes"
-    assert not torch.equal(adapted["head.weight"], params["head.weight"]), "one step must change the head"
-    anil = maml.inner_loop(model, params, {"head.weight": 0.4, "head.bias": 0.4}, sx[0], sy[0], steps=1, train=False,
-                           adapt=["head.weight", "head.bias"])
-    assert torch.equal(anil["blocks.0.conv.weight"], params["blocks.0.conv.weight"]), "adapt= lists what changes (ANIL)"
-    assert torch.allclose(anil["head.weight"], adapted["head.weight"]), "the first step's head update does not depend on adapt="
-
-
-@graded("2a-1-hidden", points=2)
-def test_inner_loop_matches_reference():
-    """inner_loop (3 steps, per-element learned rates, ANIL too) matches the reference."""
-    maml = student_module("maml")
-    model = conv4(seed=1)
-    params = dict(model.named_parameters())
-    lrs = {n: 0.1 + 0.3 * seeded(*p.shape, seed=i).abs() for i, (n, p) in enumerate(params.items())}
-    sx, sy, _, _ = episode(B=1, K=2, seed=3)
-    out = maml.inner_loop(model, params, lrs, sx[0], sy[0], steps=3, train=False)
-    head = ["head.weight", "head.bias"]
-    out_anil = maml.inner_loop(model, params, lrs, sx[0], sy[0], steps=3, train=False, adapt=head)
-    # BEGIN HIDDEN
-    ref = reference_module("maml")
-    expected = ref.inner_loop(model, params, lrs, sx[0], sy[0], steps=3, train=False)
-    expected_anil = ref.inner_loop(model, params, lrs, sx[0], sy[0], steps=3, train=False, adapt=head)
-    for n in params:
-        assert torch.allclose(out[n], expected[n], rtol=1e-9, atol=1e-12), f"adapted {n} differs from the reference"
-        assert torch.allclose(out_anil[n], expected_anil[n], rtol=1e-9, atol=1e-12), f"ANIL: adapted {n} differs"
-    # END HIDDEN
-
-
-@graded("2a-2-hidden", points=1)
-def test_inner_loop_keeps_graph_only_when_training():
-    """train=True: adapted parameters depend on theta; train=False: they carry no graph."""
-    maml = student_module("maml")
-    model = conv4()
-    params = dict(model.named_parameters())
-    sx, sy, _, _ = episode(B=1)
-    lrs = {n: 0.4 for n in params}
-    trained = maml.inner_loop(model, params, lrs, sx[0], sy[0], steps=2, train=True)
-    evaluated = maml.inner_loop(model, params, lrs, sx[0], sy[0], steps=2, train=False)
-    # BEGIN HIDDEN
-    assert all(t.requires_grad for t in trained.values()), "with train=True the adapted parameters must carry the graph"
-    assert not any(t.requires_grad for t in evaluated.values()), "with train=False no graph may be kept (evaluation)"
-    # END HIDDEN
+def meta_gradient(student, seed, alpha, first_order):
+    """Your task_loss's meta-gradient (D, 1) and the closed form's, for a seeded weight and task."""
+    weight, task = seeded(1, D, seed=seed + 10), regression_task(seed)
+    out = student.probe(probes.meta_gradient, weight, task, alpha, first_order)
+    mode = "first-order" if first_order else "second-order"
+    assert "error" not in out, f"{mode} MAML: {out['error']}: with train=True the query loss must depend on theta"
+    assert out["grad"] is not None, (
+        f"{mode} MAML: the query loss does not depend on theta. theta_K = theta - alpha * g must keep theta in the "
+        "graph even in first-order mode: detach the inner GRADIENT g, not theta")
+    got = expect_tensor(out["grad"], f"{mode} meta-gradient", (D, 1))
+    return got, closed_form(weight.T, *task, alpha=alpha, first_order=first_order)
 
 
 @graded("2b-0-basic", points=2)
-def test_second_order_meta_gradient_closed_form():
-    """Linear regression, one inner step: the meta-gradient equals (I - alpha A) grad L_q(w')."""
-    maml = student_module("maml")
-    model, task = linear(), regression_task()
-    got = meta_gradient(maml, model, task, alpha=0.1, first_order=False)
-    expected = closed_form(model.weight.detach().T, *task, alpha=0.1, first_order=False)
-    assert torch.allclose(got, expected, rtol=1e-10), f"second-order meta-gradient {got.flatten()} != {expected.flatten()}"
+def test_second_order_meta_gradient(student):
+    """Linear regression, one inner step: the meta-gradient equals (I - alpha A) grad L_q(w') (through the inner step)."""
+    got, expected = meta_gradient(student, seed=0, alpha=0.1, first_order=False)
+    first = closed_form(seeded(1, D, seed=10).T, *regression_task(0), alpha=0.1, first_order=True)
+    assert not torch.allclose(got, first, rtol=1e-6), \
+        "second-order mode gives the first-order meta-gradient: keep the inner gradient in the graph (torch.func.grad, no detach) when training second order"
+    assert torch.allclose(got, expected, rtol=1e-6, atol=1e-9), f"second-order meta-gradient {got.flatten().tolist()} != {expected.flatten().tolist()}"
 
 
-@graded("2b-1-hidden", points=2)
-def test_first_order_meta_gradient_closed_form():
-    """First-order: the meta-gradient is grad L_q(w'), which differs from the second-order one."""
-    maml = student_module("maml")
-    model, task = linear(seed=4), regression_task(seed=4)
-    first = meta_gradient(maml, model, task, alpha=0.2, first_order=True)
-    second = meta_gradient(maml, model, task, alpha=0.2, first_order=False)
-    # BEGIN HIDDEN
-    w = model.weight.detach().T
-    assert torch.allclose(first, closed_form(w, *task, alpha=0.2, first_order=True), rtol=1e-10), "first-order meta-gradient is wrong"
-    assert torch.allclose(second, closed_form(w, *task, alpha=0.2, first_order=False), rtol=1e-10), "second-order meta-gradient is wrong"
-    assert (first - second).norm() > 1e-3 * second.norm(), "first- and second-order meta-gradients should differ"
-    # END HIDDEN
+@graded("2b-1-basic", points=2)
+def test_first_order_meta_gradient(student):
+    """First order: the meta-gradient is grad L_q(w'), the inner gradient treated as a constant."""
+    got, expected = meta_gradient(student, seed=4, alpha=0.2, first_order=True)
+    second = closed_form(seeded(1, D, seed=14).T, *regression_task(4), alpha=0.2, first_order=False)
+    assert not torch.allclose(got, second, rtol=1e-6), \
+        "first_order=True gives the second-order meta-gradient: detach the inner gradient in first-order mode"
+    assert torch.allclose(got, expected, rtol=1e-6, atol=1e-9), f"first-order meta-gradient {got.flatten().tolist()} != {expected.flatten().tolist()}"
 
 
-@graded("2b-2-hidden", points=2)
-def test_vmap_equals_loop():
-    """Conv4, 2 inner steps, learned rates: vmap over tasks equals the per-task loop (float64), loss and meta-gradients."""
-    maml = student_module("maml")
+@graded("2b-2-basic", points=2)
+def test_vmap_equals_loop(student):
+    """Conv4, 2 inner steps, learned rates: running the tasks with vmap equals the per-task loop (losses and meta-gradients)."""
     batch = episode(B=3, seed=5)
-    results = []
-    for vectorize in (True, False):
-        m = maml.MAML(conv4(seed=2), inner_steps=2, inner_lr=0.3, learn_inner_lr=True, vectorize=vectorize)
-        losses, accs = m.meta_loss(*batch, train=True)
-        grads = torch.autograd.grad(losses.mean(), list(m.parameters()))
-        results.append((losses.detach(), torch.cat([g.flatten() for g in grads])))
-    # BEGIN HIDDEN
-    (lv, gv), (ll, gl) = results
-    assert torch.allclose(lv, ll, rtol=1e-10), "per-task losses differ between vmap and the loop"
-    assert (gv - gl).norm() <= 1e-10 * gl.norm(), f"meta-gradients differ: relative {float((gv - gl).norm() / gl.norm()):.2e}"
-    # END HIDDEN
+    loop = student.probe(probes.meta_loss_and_gradient, batch, vectorize=False)
+    assert "error" not in loop, f"MAML.meta_loss (tasks in a loop) failed: {loop.get('error')}"
+    vmap = student.probe(probes.meta_loss_and_gradient, batch, vectorize=True)
+    assert "error" not in vmap, (
+        f"MAML.meta_loss with vectorize=True (torch.func.vmap over the tasks) failed: {vmap['error']}. "
+        "Take the inner gradient with torch.func.grad(support_loss)(fast, ...), not torch.autograd.grad: "
+        "autograd.grad cannot differentiate inside vmap (the official course's code uses it; this homework runs "
+        "the tasks of a meta-batch with vmap). See the README, 'MAML here and in the course'.")
+    lv, ll = expect_tensor(vmap["losses"], "losses (vmap)", (3,)), expect_tensor(loop["losses"], "losses (loop)", (3,))
+    gv, gl = expect_tensor(vmap["grad"], "meta-gradient (vmap)"), expect_tensor(loop["grad"], "meta-gradient (loop)")
+    assert torch.allclose(lv, ll, rtol=1e-6), "per-task losses differ between vmap and the loop"
+    assert (gv - gl).norm() <= 1e-6 * gl.norm(), f"meta-gradients differ between vmap and the loop: relative {float((gv - gl).norm() / gl.norm()):.2e}"
 
 
 @graded("2c-0-basic", points=1)
-def test_outer_step_updates_meta_parameters():
-    """outer_step changes the meta-parameters (and learned rates) and reports finite loss and accuracy."""
-    maml = student_module("maml")
-    m = maml.MAML(conv4(), inner_steps=1, inner_lr=0.4, learn_inner_lr=True)
-    before = [p.detach().clone() for p in m.parameters()]
-    out = m.outer_step(episode(B=2, seed=6), torch.optim.SGD(m.parameters(), lr=0.1))
-    assert set(out) >= {"loss", "acc"} and torch.isfinite(torch.tensor(out["loss"])), f"bad metrics {out}"
-    changed = [not torch.equal(b, p) for b, p in zip(before, m.parameters())]
-    assert all(changed), f"{changed.count(False)} meta-parameter tensors did not change"
+def test_outer_step_updates_meta_parameters(student):
+    """outer_step changes every meta-parameter (learned rates too) and reports finite loss and accuracy."""
+    out = student.probe(probes.outer_step, episode(B=2, seed=6), seed=0, steps=1, learn_inner_lr=True)
+    metrics = out["metrics"]
+    assert isinstance(metrics, dict) and {"loss", "acc"} <= set(metrics), f"outer_step must return {{'loss', 'acc'}}, got {metrics}"
+    assert torch.isfinite(torch.tensor(float(metrics["loss"]))), f"non-finite loss {metrics['loss']}"
+    unchanged = [n for n, b in out["before"].items() if torch.equal(b, out["after"][n])]
+    assert not unchanged, f"outer_step did not change {unchanged}: the mean query loss over the tasks must reach every meta-parameter"
 
 
 @graded("2c-1-hidden", points=2)
-def test_outer_step_matches_reference():
-    """One outer SGD step (2 tasks, 2 inner steps, second order) gives the reference's meta-parameters."""
-    maml = student_module("maml")
-    m = maml.MAML(conv4(seed=3), inner_steps=2, inner_lr=0.4)
-    out = m.outer_step(episode(B=2, seed=7), torch.optim.SGD(m.parameters(), lr=0.1))
+def test_outer_step_matches_reference(student, reference):
+    """One outer SGD step (2 tasks, 2 inner steps, second order, learned rates) gives the reference's loss, accuracy and meta-parameters."""
+    batch = episode(B=2, seed=7)
+    out = student.probe(probes.outer_step, batch, seed=3, steps=2, learn_inner_lr=True)
     # BEGIN HIDDEN
-    ref = reference_module("maml").MAML(conv4(seed=3), inner_steps=2, inner_lr=0.4)
-    ref_out = ref.outer_step(episode(B=2, seed=7), torch.optim.SGD(ref.parameters(), lr=0.1))
-    assert abs(out["loss"] - ref_out["loss"]) < 1e-9 * abs(ref_out["loss"]), "meta-loss differs from the reference"
-    for (n, p), r in zip(m.named_parameters(), ref.parameters()):
-        assert torch.allclose(p, r, rtol=1e-8, atol=1e-12), f"{n} after the step differs from the reference"
+    ref = reference.probe(probes.outer_step, batch, seed=3, steps=2, learn_inner_lr=True)
+    loss, ref_loss = float(out["metrics"]["loss"]), ref["metrics"]["loss"]
+    assert abs(loss - ref_loss) <= 1e-6 * abs(ref_loss), f"meta-loss {loss:.8f} differs from the reference's {ref_loss:.8f} (the mean over tasks?)"
+    assert abs(float(out["metrics"]["acc"]) - ref["metrics"]["acc"]) < 1e-6, "the mean query accuracy differs from the reference's"
+    for n, r in ref["after"].items():
+        p = expect_tensor(out["after"].get(n), f"meta-parameter {n}", tuple(r.shape))
+        assert torch.allclose(p, r, rtol=1e-6, atol=1e-9), f"{n} after the step differs from the reference (max |diff| {float((p - r).abs().max()):.2e})"
     # END HIDDEN

@@ -1,92 +1,127 @@
-"""Question 1: prototypical networks (protonet.py)."""
+"""Question 1: prototypical networks (protonet.py).
+
+``student`` is your code: in the autograder it runs in a separate sandboxed process and what comes
+back is data. Support sets here are label-major (grouped by label, as ``cs330.data.EpisodeSampler``
+makes them) except in the one test of order independence (1a-2-basic). Inputs are float64; values
+are compared with tolerances that any float32-accurate formula meets.
+"""
 
 import torch
 from torch.nn import functional as F
 
-from cs330.grading import graded, reference_module, student_module
+import probes
+from cs330.grading import expect_tensor, graded
 
 
-def seeded(*shape, seed=0, dtype=torch.float64):
-    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
+def seeded(*shape, seed=0):
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
 
 
-def shuffled_labels(B, N, K, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return torch.stack([torch.arange(N).repeat_interleave(K)[torch.randperm(N * K, generator=g)] for _ in range(B)])
+def grouped_labels(B, N, K):
+    """(B, N*K) label-major labels: K zeros, K ones, ..."""
+    return torch.arange(N).repeat_interleave(K).repeat(B, 1)
+
+
+def class_means(z, y, n_way):
+    """The closed form: the mean of the rows of z labelled n, for each n (loops, so obviously right)."""
+    out = torch.zeros(*z.shape[:-2], n_way, z.shape[-1], dtype=z.dtype)
+    for b in range(z.shape[0]):
+        for n in range(n_way):
+            out[b, n] = z[b][y[b] == n].mean(0)
+    return out
 
 
 @graded("1a-0-basic", points=1)
-def test_prototypes_small_example():
-    """prototypes: (N*K, D) embeddings -> (N, D) class means, on a worked example."""
-    protonet = student_module("protonet")
-    z = torch.tensor([[0.0, 0.0], [2.0, 4.0], [1.0, 1.0], [3.0, 5.0]])
-    y = torch.tensor([0, 1, 0, 1])
-    out = protonet.prototypes(z, y, 2)
-    assert out is not None and out.shape == (2, 2), f"expected shape (2, 2), got {getattr(out, 'shape', None)}"
-    assert torch.allclose(out, torch.tensor([[0.5, 0.5], [2.5, 4.5]])), f"wrong class means: {out}"
+def test_prototypes_small_example(student):
+    """prototypes: (N*K, D) embeddings -> (N, D) class means, on a worked example (no task dim)."""
+    z = torch.tensor([[0.0, 0.0], [1.0, 1.0], [2.0, 4.0], [3.0, 5.0]])
+    y = torch.tensor([0, 0, 1, 1])
+    out = expect_tensor(student.protonet.prototypes(z, y, 2), "prototypes", (2, 2))
+    assert torch.allclose(out, torch.tensor([[0.5, 0.5], [2.5, 4.5]])), \
+        f"wrong class means {out.tolist()}, expected [[0.5, 0.5], [2.5, 4.5]]: row n is the MEAN of the embeddings labelled n"
 
 
 @graded("1a-1-hidden", points=2)
-def test_prototypes_batched_match_reference():
-    """prototypes on a batch of tasks with shuffled labels matches the reference."""
-    z, y = seeded(3, 15, 8, seed=1), shuffled_labels(3, 5, 3, seed=1)
-    out = student_module("protonet").prototypes(z, y, 5)
+def test_prototypes_batched(student):
+    """prototypes on a batch of 3 tasks, 5-way 3-shot, D = 8, equals the class means."""
+    z, y = seeded(3, 15, 8, seed=1), grouped_labels(3, 5, 3)
+    out = expect_tensor(student.protonet.prototypes(z, y, 5), "prototypes", (3, 5, 8))
     # BEGIN HIDDEN
-    expected = reference_module("protonet").prototypes(z, y, 5)
-    assert out.shape == expected.shape, f"expected shape {tuple(expected.shape)}, got {tuple(out.shape)}"
-    assert torch.allclose(out, expected, atol=1e-10), "prototypes differ from the reference"
+    assert torch.allclose(out, class_means(z, y, 5), rtol=1e-5, atol=1e-6), "batched prototypes are not the class means"
     # END HIDDEN
+
+
+@graded("1a-2-basic", points=1)
+def test_prototypes_any_label_order(student):
+    """prototypes does not assume the support set is grouped by label: shuffled rows give the same means."""
+    g = torch.Generator().manual_seed(2)
+    z, y = seeded(2, 12, 4, seed=2), grouped_labels(2, 4, 3)
+    order = torch.stack([torch.randperm(12, generator=g) for _ in range(2)])
+    z_shuffled, y_shuffled = z.gather(1, order[..., None].expand(-1, -1, 4)), y.gather(1, order)
+    out = expect_tensor(student.protonet.prototypes(z_shuffled, y_shuffled, 4), "prototypes", (2, 4, 4))
+    assert torch.allclose(out, class_means(z, y, 4), rtol=1e-5, atol=1e-6), (
+        "prototypes must not assume the support set is grouped by label: with the same support rows in another "
+        "order (labels shuffled with them) the class means changed. Select each class's rows by its label "
+        "(a mask y == n, one_hot, scatter/index_add), not by position (view(N, K, D) or slices of K rows).")
 
 
 @graded("1b-0-basic", points=1)
-def test_squared_distances_and_logits():
-    """squared_distances equals cdist**2; protonet_logits has shape (B, N*Q, N)."""
-    protonet = student_module("protonet")
-    q, c = seeded(2, 6, 4, seed=2), seeded(2, 3, 4, seed=3)
-    d = protonet.squared_distances(q, c)
-    assert d.shape == (2, 6, 3), f"expected shape (2, 6, 3), got {tuple(d.shape)}"
-    assert torch.allclose(d, torch.cdist(q, c) ** 2, atol=1e-10), "not the squared Euclidean distances"
-    logits = protonet.protonet_logits(seeded(2, 5, 4, seed=4), shuffled_labels(2, 5, 1), q, 5)
-    assert logits is not None and logits.shape == (2, 6, 5), f"expected logits (2, 6, 5), got {getattr(logits, 'shape', None)}"
-    assert (logits <= 0).all(), "logits are negative squared distances, so never positive"
+def test_squared_distances(student):
+    """squared_distances(q (B, M, D), c (B, N, D)) -> (B, M, N) equals ||q_m - c_n||^2."""
+    q, c = seeded(2, 6, 4, seed=3), seeded(2, 3, 4, seed=4)
+    d = expect_tensor(student.protonet.squared_distances(q, c), "squared_distances", (2, 6, 3))
+    expected = ((q[:, :, None, :] - c[:, None, :, :]) ** 2).sum(-1)
+    assert torch.allclose(d, expected, rtol=1e-5, atol=1e-6), (
+        "not the squared Euclidean distances: entry [m, n] is sum_d (q_m,d - c_n,d)^2"
+        + (" (you return the distances, not their squares)" if torch.allclose(d, expected.sqrt(), rtol=1e-5) else ""))
 
 
-@graded("1b-1-hidden", points=2)
-def test_logits_match_reference():
-    """protonet_logits matches the reference (2-shot, shuffled labels)."""
-    zs, ys, zq = seeded(4, 10, 6, seed=5), shuffled_labels(4, 5, 2, seed=5), seeded(4, 7, 6, seed=6)
-    out = student_module("protonet").protonet_logits(zs, ys, zq, 5)
-    # BEGIN HIDDEN
-    expected = reference_module("protonet").protonet_logits(zs, ys, zq, 5)
-    assert torch.allclose(out, expected, atol=1e-10), "logits differ from the reference"
-    # END HIDDEN
+@graded("1b-1-basic", points=1)
+def test_logits(student):
+    """protonet_logits, 1-shot (each prototype is its support embedding): (B, N*Q, N), minus the squared distances."""
+    zs, zq = seeded(2, 5, 4, seed=5), seeded(2, 7, 4, seed=6)
+    logits = expect_tensor(student.protonet.protonet_logits(zs, grouped_labels(2, 5, 1), zq, 5), "protonet_logits", (2, 7, 5))
+    expected = -((zq[:, :, None, :] - zs[:, None, :, :]) ** 2).sum(-1)
+    assert not torch.allclose(logits, -expected, rtol=1e-5), "logits are the NEGATIVE squared distances (closer = larger)"
+    assert torch.allclose(logits, expected, rtol=1e-5, atol=1e-6), "logits[m, n] must be -||z_query_m - c_n||^2"
 
 
 @graded("1c-0-basic", points=1)
-def test_loss_and_accuracy_basic():
-    """loss_and_accuracy: cross-entropy and accuracy on a batch of tasks."""
-    logits, y = seeded(2, 6, 5, seed=7), torch.randint(0, 5, (2, 6), generator=torch.Generator().manual_seed(7))
-    loss, acc = student_module("protonet").loss_and_accuracy(logits, y)
-    assert torch.allclose(loss, F.cross_entropy(logits.flatten(0, 1), y.flatten())), "loss is not the mean cross-entropy"
-    assert abs(float(acc) - float((logits.argmax(-1) == y).double().mean())) < 1e-6, "wrong accuracy"
+def test_loss(student):
+    """loss_and_accuracy: the loss is the mean cross-entropy over all queries of all tasks (a 0-dim tensor)."""
+    logits = seeded(2, 6, 5, seed=7)
+    y = torch.randint(0, 5, (2, 6), generator=torch.Generator().manual_seed(7))
+    out = student.protonet.loss_and_accuracy(logits, y)
+    assert isinstance(out, (tuple, list)) and len(out) == 2, "loss_and_accuracy must return (loss, accuracy)"
+    loss = expect_tensor(out[0], "loss_and_accuracy's loss", ())
+    expected = F.cross_entropy(logits.flatten(0, 1), y.flatten())
+    assert torch.allclose(loss, expected, rtol=1e-5), (
+        f"loss {float(loss):.6f}, expected the mean cross-entropy {float(expected):.6f}: softmax over the classes "
+        "(the last dim), averaged over every query of every task")
 
 
-@graded("1c-1-hidden", points=2)
-def test_protonet_forward_matches_reference():
-    """A ProtoNet meta-batch (Conv4 encoder): loss, accuracy and encoder gradients match the reference."""
-    from cs330.models import Conv4
-
-    torch.manual_seed(0)
-    encoder = Conv4(None, hidden=8).double()
-    sx, qx = seeded(2, 5, 1, 28, 28, seed=8), seeded(2, 10, 1, 28, 28, seed=9)
-    sy, qy = shuffled_labels(2, 5, 1, seed=8), shuffled_labels(2, 5, 2, seed=9)
-    loss, acc = student_module("protonet").ProtoNet(encoder)(sx, sy, qx, qy, n_way=5)
-    grads = torch.autograd.grad(loss, list(encoder.parameters()))
+@graded("1c-1-hidden", points=1)
+def test_accuracy(student):
+    """loss_and_accuracy: the accuracy is the fraction of queries whose largest logit is their label."""
+    logits = seeded(3, 10, 5, seed=8)
+    y = torch.randint(0, 5, (3, 10), generator=torch.Generator().manual_seed(8))
+    out = student.protonet.loss_and_accuracy(logits, y)
+    acc = float(expect_tensor(out[1], "loss_and_accuracy's accuracy"))
     # BEGIN HIDDEN
-    ref_loss, ref_acc = reference_module("protonet").ProtoNet(encoder)(sx, sy, qx, qy, n_way=5)
-    ref_grads = torch.autograd.grad(ref_loss, list(encoder.parameters()))
-    assert torch.allclose(loss, ref_loss, rtol=1e-9), f"loss {float(loss)} != reference {float(ref_loss)}"
-    assert abs(float(acc) - float(ref_acc)) < 1e-9, "accuracy differs from the reference"
-    for g, r in zip(grads, ref_grads):
-        assert torch.allclose(g, r, rtol=1e-7, atol=1e-10), "encoder gradients differ from the reference"
+    expected = float((logits.argmax(-1) == y).double().mean())
+    assert abs(acc - expected) < 1e-6, f"accuracy {acc:.4f}, expected {expected:.4f}"
+    # END HIDDEN
+
+
+@graded("1c-2-hidden", points=1)
+def test_loss_gradient(student):
+    """The loss is differentiable w.r.t. the logits: its gradient is (softmax - one_hot) / (number of queries)."""
+    logits = seeded(2, 5, 4, seed=9)
+    y = torch.randint(0, 4, (2, 5), generator=torch.Generator().manual_seed(9))
+    out = student.probe(probes.loss_and_grad, logits, y)
+    assert out["grad"] is not None, "the loss carries no graph: do not detach it or build it from Python numbers"
+    grad = expect_tensor(out["grad"], "the gradient of the loss w.r.t. the logits", (2, 5, 4))
+    # BEGIN HIDDEN
+    expected = (logits.softmax(-1) - F.one_hot(y, 4)) / y.numel()
+    assert torch.allclose(grad, expected, rtol=1e-5, atol=1e-7), "the loss's gradient w.r.t. the logits is not the mean cross-entropy's"
     # END HIDDEN
