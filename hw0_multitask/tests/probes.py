@@ -57,10 +57,25 @@ def zero_mlp(code, net):
     return net
 
 
-def mlp_layers(code, dropout):
-    """The layer types of a fresh model's MLP, and the dropout layers' probabilities."""
+def dropout_outputs(code, dropout, n=4000, seed=0):
+    """A fresh model's MLP (``dropout``) with its first Linear set to weight 0, bias 1 (every hidden unit
+    is 1 after the ReLU) and its last Linear reading hidden unit 0 alone: its outputs on ``n`` inputs in
+    training mode (each 0, dropped, or 1 / (1 - dropout)) and in eval mode (each 1)."""
     mlp = make(code, "shared", dropout=dropout).mlp
-    return [type(m).__name__ for m in mlp], [m.p for m in mlp if isinstance(m, torch.nn.Dropout)]
+    linears = [m for m in mlp.modules() if isinstance(m, torch.nn.Linear)]
+    with torch.no_grad():
+        linears[0].weight.zero_(), linears[0].bias.fill_(1.0)
+        linears[-1].weight.zero_(), linears[-1].bias.zero_()
+        linears[-1].weight[0, 0] = 1.0
+    x = torch.zeros(n, linears[0].in_features)
+    torch.manual_seed(seed)
+    mlp.train()
+    with torch.no_grad():
+        train_out = mlp(x)
+    mlp.eval()
+    with torch.no_grad():
+        eval_out = mlp(x)
+    return {"train": train_out, "eval": eval_out}
 
 
 def _grads(net):
@@ -69,7 +84,8 @@ def _grads(net):
 
 def losses_and_grads(code, arch, state, lam=0.3, n=30):
     """task_losses and weighted_loss(., lam) of a model with weights ``state`` (eval mode) on a seeded
-    batch, and every parameter's gradient after ``weighted_loss(...).backward()``."""
+    batch, the scores and predicted ratings they are made of, and every parameter's gradient after
+    ``weighted_loss(...).backward()``."""
     net = make(code, arch)
     net.load_state_dict(state)
     net.eval()
@@ -77,7 +93,10 @@ def losses_and_grads(code, arch, state, lam=0.3, n=30):
     losses = code.model.task_losses(net, (users, items, others), (users, others, ratings))
     total = code.model.weighted_loss(losses, lam)
     total.backward()
-    return {"losses": losses, "total": total, "grads": _grads(net)}
+    with torch.no_grad():
+        pieces = {"pos_scores": net.score(users, items), "neg_scores": net.score(users, others),
+                  "predicted": net.predict_rating(users, others)}
+    return {"losses": losses, "total": total, "grads": _grads(net), **pieces}
 
 
 def uncertainty(code, log_vars, losses):
@@ -88,15 +107,6 @@ def uncertainty(code, log_vars, losses):
     out = weigher(losses)
     out.backward()
     return {"out": out, "grad": weigher.log_vars.grad}
-
-
-def pcgrad_grads(code, arch, state, n=30):
-    """Every parameter's gradient after pcgrad_backward on a model with weights ``state``."""
-    net = make(code, arch)
-    net.load_state_dict(state)
-    users, items, others, ratings = batch(n)
-    code.model.pcgrad_backward(net, code.model.task_losses(net, (users, items, others), (users, others, ratings)))
-    return _grads(net)
 
 
 def short_run(code, train, test_pairs, arch="shared", weighting="fixed", lam=0.5, seed=0, epochs=12):

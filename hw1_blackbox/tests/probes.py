@@ -41,6 +41,15 @@ def run_with_state(code, net, state, x, y):
         return net(x, y)
 
 
+def sequence_with_state(code, net, state, sequence):
+    """Load ``state`` into ``net`` (strictly), switch it to eval mode and return ``net.sequence_model(sequence)``
+    without gradients."""
+    net.load_state_dict(state)
+    net.eval()
+    with torch.no_grad():
+        return net.sequence_model(sequence)
+
+
 def loss_and_grad(code, preds, labels):
     """``model.loss_function(preds, labels)`` and, after ``loss.backward()``, the gradient with respect to ``preds``."""
     preds = preds.detach().clone().requires_grad_(True)
