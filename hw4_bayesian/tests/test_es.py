@@ -27,10 +27,11 @@ def test_es_unbiased_on_a_quadratic(student):
     theta = torch.tensor([1.0, 2.0, -1.0, 0.5], dtype=torch.float64)
     true = A @ theta + b
     for sigma in (0.01, 1.0):
-        g = estimate(student, "quadratic", theta, sigma, 20000, seed=0)
-        # each antithetic term is eps (eps . true): sd per coordinate <= sqrt(2) |true|, so 20000 pairs give < 0.04 |true|
+        g = estimate(student, "quadratic", theta, sigma, 2000, seed=0)
+        # each antithetic term is eps (eps . true): sd per coordinate <= sqrt(2) |true|; these 2000 pairs (the given
+        # draw) land 0.036 |true| away, and a wrong factor (2, 1/2, sigma) lands >= 0.5 |true| away
         ratio = float(g @ true / (true @ true))
-        assert (g - true).norm() < 0.06 * true.norm(), (
+        assert (g - true).norm() < 0.15 * true.norm(), (
             f"sigma={sigma}: the estimate {g.tolist()} is not the gradient {true.tolist()} (it is ~{ratio:.2f} times it "
             "along the gradient): divide the sum by 2 sigma P, the 2 because each pair spans 2 sigma eps")
 
