@@ -448,6 +448,7 @@ class Result:
     score: float | None = None
     max_score: float | None = None
     lost: list[str] = field(default_factory=list)  # ids of the tests that lost points
+    why: dict[str, str] = field(default_factory=dict)  # their status and message
     seconds: float = 0.0
     note: str = ""  # the equivalence reason, or a grader fault
 
@@ -502,10 +503,10 @@ class Measurement:
         if self.survivors():
             lines.append("\nsurvivors (full marks: add a test, or list them as equivalent with the reason):")
             lines += [f"  {r.id}\n      {r.diff}" for r in self.survivors()]
-        faults = [r for r in self.results if r.note and r.status == "killed"]
+        faults = [r for r in self.results if r.status == "killed" and (r.note or all(w.startswith("timeout") for w in r.why.values()))]
         if faults:
-            lines.append("\nkilled by a grader fault (check these by hand):")
-            lines += [f"  {r.id}: {_clip(r.note, 150)}" for r in faults]
+            lines.append("\nkilled by a grader fault or only by timeouts (check these by hand):")
+            lines += [f"  {r.id}: {_clip(r.note or 'timed out: ' + ', '.join(r.lost), 150)}" for r in faults]
         if self.stale:
             lines.append(f"\nequivalence entries naming no mutant any more: {', '.join(self.stale)}")
         return "\n".join(lines)
@@ -530,7 +531,10 @@ def submission_with(hw: homework.Homework, folder: Path, mutant: Mutant | None =
 
 def measure(hw: homework.Homework, mutants: list[Mutant], equivalent: dict[str, str] | None = None, jobs: int = 1,
             log=print) -> Measurement:
-    """Grade the reference (it must get full marks), then every mutant not listed as equivalent."""
+    """Grade the reference (it must get full marks), then every mutant not listed as equivalent.
+
+    A mutant killed only by timeouts while others were graded beside it (``jobs`` > 1) is graded
+    again alone: a busy machine must not count as a test that catches the mistake."""
     equivalent = equivalent or {}
     start = time.monotonic()
     with grader.bundle_for(hw.root) as (bundle, hide), tempfile.TemporaryDirectory(prefix="cs330-mutants-") as tmp:
@@ -546,26 +550,37 @@ def measure(hw: homework.Homework, mutants: list[Mutant], equivalent: dict[str, 
             raise MutantsError(f"the reference does not get full marks, so mutants cannot be judged:\n{reference.table()}")
         log(f"reference: {reference.score:g}/{reference.max_score:g} in {reference.execution_time:.1f} s")
 
-        def judge(item: tuple[int, Mutant]) -> Result:
-            n, mutant = item
+        def judge(n: int, mutant: Mutant) -> Result:
             result = Result(mutant.id, mutant.file, mutant.line, mutant.operator, mutant.diff, status="equivalent")
             if mutant.id in equivalent:
                 result.note = equivalent[mutant.id]
                 return result
-            report = grade(mutant, f"m{n}")
-            result.score, result.max_score, result.seconds = report.score, report.max_score, report.execution_time
-            result.lost = [o.id for o in report.outcomes if o.score < o.points]
-            result.note = report.fault
-            # killed: fewer points than the reference (a failure, a timeout, a crash, a fault)
-            result.status = "killed" if report.fault or report.score < reference.score else "survived"
-            log(f"[{n + 1}/{len(mutants)}] {result.status:8s} {mutant.id}  ({report.score:g}/{report.max_score:g}, {report.execution_time:.1f} s)")
+            _verdict(result, grade(mutant, f"m{n}"), reference.score)
+            log(f"[{n + 1}/{len(mutants)}] {result.status:8s} {mutant.id}  ({result.score:g}/{result.max_score:g}, {result.seconds:.1f} s)")
             return result
 
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-            results = list(pool.map(judge, enumerate(mutants)))
+            results = list(pool.map(judge, range(len(mutants)), mutants))
+        if jobs > 1:
+            for n, (mutant, result) in enumerate(zip(mutants, results)):
+                if result.status == "killed" and not result.note and all(w.startswith("timeout") for w in result.why.values()):
+                    first = f"timed out beside other gradings ({', '.join(result.lost)}); graded again alone"
+                    _verdict(result, grade(mutant, f"again{n}"), reference.score)
+                    result.note = first
+                    log(f"[again] {result.status:8s} {mutant.id}  ({result.score:g}/{result.max_score:g}, {result.seconds:.1f} s)")
     ids = {m.id for m in mutants}
     return Measurement(homework=hw.folder, reference_score=reference.score, max_score=reference.max_score, results=results,
                        stale=sorted(i for i in equivalent if i not in ids), seconds=time.monotonic() - start, jobs=jobs)
+
+
+def _verdict(result: Result, report: grader.Report, reference_score: float) -> None:
+    """Killed: fewer points than the reference (a failure, a timeout, a crash, a grader fault)."""
+    result.score, result.max_score, result.seconds = report.score, report.max_score, report.execution_time
+    lost = [o for o in report.outcomes if o.score < o.points]
+    result.lost = [o.id for o in lost]
+    result.why = {o.id: f"{o.status}: {_clip(o.message.strip(), 300)}" for o in lost}
+    result.note = report.fault
+    result.status = "killed" if report.fault or report.score < reference_score else "survived"
 
 
 def write_report(measurement: Measurement, path: Path) -> None:

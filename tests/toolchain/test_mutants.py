@@ -1,0 +1,154 @@
+"""``cs330 mutants``: which mutants of a solution region exist (ids, places, operators), and one
+end-to-end measurement on a copy of the toy homework with the real grader."""
+
+import ast
+import difflib
+import json
+import shutil
+
+import pytest
+
+from cs330.cli import main as cli
+from cs330.grading import mutants
+from cs330.grading.markers import MarkerError
+
+SOURCE = '''"""A module with every kind of mutable code in its solution regions."""
+import torch
+
+
+def f(x, y, params, loss):
+    """Outside the regions nothing changes."""
+    # BEGIN SOLUTION
+    a = x + y
+    b = (a * 2).sum(dim=-1, keepdim=True)
+    c = -torch.softmax(b, 1).mean()
+    with torch.no_grad():
+        d = c.detach()
+    g = torch.autograd.grad(loss, params, create_graph=True)
+    x = x - y
+    y -= x
+    if a.max() > 0 and b.argmax(0) == 1:
+        c = c / 2.0
+    # END SOLUTION
+    e = x * y - 1
+    return e + d  # SOLUTION
+'''
+REGION = set(range(8, 18)) | {20}
+
+
+def ops(found):
+    return {m.id.split(":", 2)[2] for m in found}
+
+
+def test_region_lines_are_the_solution_lines():
+    assert mutants.solution_lines(SOURCE) == REGION
+
+
+def test_every_operator_kind_produces_a_mutant():
+    found = ops(mutants.enumerate_mutants(SOURCE, "m.py"))
+    expected = {
+        "swap-op-Add-Sub", "swap-op-Mult-Div", "swap-op-Sub-Add", "swap-op-Div-Mult", "swap-op-Gt-GtE", "swap-op-Gt-Lt",
+        "swap-op-Eq-NotEq", "swap-op-And-Or",  # operators
+        "const-2-to-3", "const-2-to--2", "const-2-to-1", "const-0-to-1", "const-2.0-to-1.0",  # constants
+        "dim--1-to--2", "dim-1-to-0", "dim-0-to-1", "toggle-keepdim", "toggle-create_graph",  # dims and flags
+        "swap-call-sum-mean", "swap-call-softmax-log_softmax", "swap-call-mean-sum", "swap-call-max-min",
+        "swap-call-argmax-argmin", "remove-neg", "remove-detach", "remove-with-no_grad",
+        "stmt-to-pass", "to-inplace", "to-out-of-place",
+    }
+    assert expected <= found, expected - found
+
+
+def test_only_region_lines_change_and_every_mutant_parses():
+    original = SOURCE.splitlines()
+    for m in mutants.enumerate_mutants(SOURCE, "m.py"):
+        ast.parse(m.text)
+        assert m.line in REGION, m.id
+        changed = set()
+        for tag, i1, i2, _, _ in difflib.SequenceMatcher(a=original, b=m.text.splitlines()).get_opcodes():
+            if tag != "equal":
+                changed |= set(range(i1 + 1, max(i2, i1 + 1) + 1)) if tag != "insert" else {i1}
+        assert changed and changed <= REGION, (m.id, changed)
+
+
+def test_ids_are_unique_stable_and_in_source_order():
+    first = mutants.enumerate_mutants(SOURCE, "m.py")
+    ids = [m.id for m in first]
+    assert len(ids) == len(set(ids))
+    assert ids == [m.id for m in mutants.enumerate_mutants(SOURCE, "m.py")]
+    assert [m.line for m in first] == sorted(m.line for m in first)
+    # code added outside the regions, below them, leaves every id as it was
+    assert ids == [m.id for m in mutants.enumerate_mutants(SOURCE + "\n\ndef g():\n    return 1 + 2\n", "m.py")]
+    # a second mutant of the same kind on one line is told apart
+    two = mutants.enumerate_mutants("def h(a, b):\n    return a + b + 1  # SOLUTION\n", "h.py")
+    assert {"h.py:2:swap-op-Add-Sub", "h.py:2:swap-op-Add-Sub#2"} <= {m.id for m in two}
+
+
+def test_mutants_write_the_intended_code():
+    by_id = {m.id: m for m in mutants.enumerate_mutants(SOURCE, "m.py")}
+    assert "        d = c.detach()" not in by_id["m.py:11:remove-with-no_grad"].text
+    assert "\n    d = c.detach()\n" in by_id["m.py:11:remove-with-no_grad"].text  # the body, dedented
+    assert by_id["m.py:9:swap-op-Mult-Div"].after == "    b = (a / 2).sum(dim=-1, keepdim=True)"  # no extra parentheses
+    assert by_id["m.py:8:swap-op-Add-Sub"].diff == "a = x + y  ->  a = x - y"
+    assert by_id["m.py:14:to-inplace"].after == "    x -= y"
+    assert by_id["m.py:15:to-out-of-place"].after == "    y = y - x"
+    assert by_id["m.py:12:remove-detach"].after == "        d = c"
+    # an operator inside a larger expression keeps its operands together
+    inner = {m.id: m for m in mutants.enumerate_mutants("def k(a, b, c):\n    return a - b * c  # SOLUTION\n", "k.py")}
+    assert inner["k.py:2:swap-op-Mult-Div"].after == "    return a - (b / c)  # SOLUTION"
+
+
+def test_what_is_never_mutated():
+    found = mutants.enumerate_mutants(SOURCE, "m.py")
+    assert not any(m.line == 20 and m.operator == "stmt-to-pass" for m in found), "the function's last return stays"
+    assert not any(m.line == 19 for m in found), "line 19 is outside every region"
+    # a dim is changed only as a dim (-1 <-> -2), not as a number too
+    assert not any(m.line == 9 and m.operator.startswith(("const-1", "remove-neg")) for m in found)
+    assert mutants.enumerate_mutants("def z(x):\n    return x + 1\n", "z.py") == []
+
+
+def test_unbalanced_markers_are_an_error_with_the_line():
+    with pytest.raises(MarkerError, match="z.py:2"):
+        mutants.enumerate_mutants("def z(x):\n    # BEGIN SOLUTION\n    return x\n", "z.py")
+
+
+def test_equivalence_file_and_score(tmp_path):
+    table = tmp_path / "hw.toml"
+    table.write_text('[equivalent]\n"m.py:8:stmt-to-pass" = "a is never read"\n')
+    assert mutants.load_equivalent(table) == {"m.py:8:stmt-to-pass": "a is never read"}
+    assert mutants.load_equivalent(tmp_path / "missing.toml") == {}
+    (tmp_path / "bad.toml").write_text('[equivalent]\n"m.py:8:stmt-to-pass" = ""\n')
+    with pytest.raises(mutants.MutantsError, match="reason"):
+        mutants.load_equivalent(tmp_path / "bad.toml")
+    results = [mutants.Result(f"m.py:{n}:op", "m.py", n, "op", "a -> b", status) for n, status in
+               enumerate(["killed", "killed", "killed", "survived", "equivalent"])]
+    m = mutants.Measurement("hw", 8, 8, results, stale=["m.py:1:gone"], seconds=10, jobs=1)
+    assert m.total() == {"mutants": 5, "equivalent": 1, "killed": 3, "survived": 1, "score": 0.75}
+    text = m.table()
+    assert "75.0%" in text and "m.py:3:op" in text and "m.py:1:gone" in text
+
+
+def test_mutants_of_the_toy_homework_are_graded_by_the_real_grader(tmp_path, toyhw):
+    """A copy of the toy with one more solution line, ``x = x + 0``: ``x + 1`` loses points, ``x - 0``
+    keeps full marks (a survivor, since it is equivalent), ``pass`` is listed as equivalent (not graded)."""
+    hw = tmp_path / "toyhw"
+    shutil.copytree(toyhw.root, hw)
+    toy = hw / "toy.py"
+    text = toy.read_text().replace("    return x * factor  # SOLUTION", "    x = x + 0  # SOLUTION\n    return x * factor  # SOLUTION")
+    toy.write_text(text)
+    # the toy's 5 s per test is tight for two gradings at once on a busy machine; this copy is ours
+    config = hw / "homework.toml"
+    config.write_text(config.read_text().replace("timeout = 5", "timeout = 60"))
+    line = text.splitlines().index("    x = x + 0  # SOLUTION") + 1
+    killed, survivor, equivalent = (f"toy.py:{line}:{op}" for op in ("const-0-to-1", "swap-op-Add-Sub", "stmt-to-pass"))
+    table = tmp_path / "toyhw.toml"
+    table.write_text(f'[equivalent]\n"{equivalent}" = "adding zero does nothing"\n"toy.py:1:gone" = "stale"\n')
+    out = tmp_path / "report.json"
+    args = ["mutants", str(hw), "--id", killed, "--id", survivor, "--id", equivalent, "--equivalent", str(table), "--out", str(out), "--jobs", "2"]
+    assert cli(args) == 0
+    report = json.loads(out.read_text())
+    status = {m["id"]: m["status"] for m in report["mutants"]}
+    assert status == {killed: "killed", survivor: "survived", equivalent: "equivalent"}
+    lost = {m["id"]: m["lost"] for m in report["mutants"]}
+    assert lost[killed] == ["1c-0-basic"] and lost[survivor] == []
+    assert report["total"]["score"] == 0.5 and report["stale_equivalent"] == ["toy.py:1:gone"]
+    assert report["reference_score"] == report["max_score"] == 8
