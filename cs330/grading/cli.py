@@ -44,7 +44,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--list", action="store_true", help="list the mutants and their diffs; grade nothing")
     p.add_argument("--jobs", type=int, default=1, help="mutants graded at the same time")
     p.add_argument("--equivalent", type=Path, help="reviewed equivalent mutants [default: tests/mutation/<hw folder>.toml]")
-    p.add_argument("--out", type=Path, help="report JSON to write [default: ./mutants-<hw folder>.json]")
+    p.add_argument("--out", type=Path, help="report JSON, written after every mutant [default: ./mutants-<hw folder>.json]")
+    p.add_argument("--resume", action="store_true", help="reuse the verdicts in --out made with the same tests, reference and grader")
     p.set_defaults(func=cmd_mutants)
 
     p = sub.add_parser("demo", help="release a homework, grade its reference and its stub, print the tables")

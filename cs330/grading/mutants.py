@@ -23,15 +23,18 @@ from __future__ import annotations
 
 import ast
 import copy
+import hashlib
 import json
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+import cs330
 from cs330.grading import grader, homework
 from cs330.grading.markers import BEGIN_SOLUTION, END_SOLUTION, INLINE_SOLUTION, strip_solutions
 
@@ -206,6 +209,14 @@ class _Collector:
             text = replacement
         self.edits.append(_Edit(node, operator, text, wrap=wrap, **span))
 
+    def _number(self, node: ast.expr, value: int | float) -> str:
+        """``value`` as source in the place of ``node``: -2 needs parentheses only where a unary minus
+        would bind less tightly than what surrounds it (``(-2) ** x``, ``(-2).real``)."""
+        parent = self.parent
+        tight = (isinstance(parent, ast.BinOp) and isinstance(parent.op, ast.Pow) and parent.left is node) or (
+            isinstance(parent, (ast.Attribute, ast.Subscript)) and parent.value is node)
+        return f"({value!r})" if value < 0 and tight else repr(value)
+
     def _bare(self, node: ast.AST) -> bool:
         """Whether an expression needs no parentheses where it stands (a statement's value, an argument)."""
         parent = self.parent
@@ -248,8 +259,7 @@ class _Collector:
             if new is None or new in done:
                 continue
             done.add(new)
-            text = repr(new) if new >= 0 else f"({new!r})"
-            self._add(node, f"const-{value!r}-to-{new!r}", text)
+            self._add(node, f"const-{value!r}-to-{new!r}", self._number(node, new))
 
     def _call(self, node: ast.Call) -> None:
         func = node.func
@@ -284,7 +294,7 @@ class _Collector:
         dim = _int_literal(value)
         if dim in DIM_SWAPS:
             new = DIM_SWAPS[dim]
-            self._add(value, f"dim-{dim}-to-{new}", repr(new) if new >= 0 else f"({new})")
+            self._add(value, f"dim-{dim}-to-{new}", self._number(value, new))
             self.skip.update(id(n) for n in ast.walk(value))  # no constant / sign mutants of a dim
 
     def _statement(self, node: ast.stmt, function) -> None:
@@ -449,8 +459,10 @@ class Result:
     max_score: float | None = None
     lost: list[str] = field(default_factory=list)  # ids of the tests that lost points
     why: dict[str, str] = field(default_factory=dict)  # their status and message
-    seconds: float = 0.0
+    seconds: float = 0.0  # the grading's wall time
+    tests_seconds: float = 0.0  # of which running tests (the rest: starting the test process and the worker)
     note: str = ""  # the equivalence reason, or a grader fault
+    sha: str = ""  # of the mutated file: a verdict is reused (--resume) only for the same text
 
 
 @dataclass
@@ -462,25 +474,16 @@ class Measurement:
     stale: list[str]  # equivalence entries that no longer name a mutant
     seconds: float
     jobs: int
+    fingerprint: str = ""  # of the bundle (tests, reference, starter) and the cs330 package that graded
 
     def by_file(self) -> dict[str, dict[str, float]]:
-        rows: dict[str, dict[str, float]] = {}
+        rows: dict[str, list[Result]] = {}
         for r in self.results:
-            row = rows.setdefault(r.file, dict(mutants=0, killed=0, equivalent=0, survived=0))
-            row["mutants"] += 1
-            row[r.status] += 1
-        for row in rows.values():
-            judged = row["mutants"] - row["equivalent"]
-            row["score"] = row["killed"] / judged if judged else 1.0
-        return rows
+            rows.setdefault(r.file, []).append(r)
+        return {f: _counts(rs) for f, rs in rows.items()}
 
     def total(self) -> dict[str, float]:
-        counts = dict(mutants=len(self.results), equivalent=0, killed=0, survived=0)
-        for r in self.results:
-            counts[r.status] += 1
-        judged = counts["mutants"] - counts["equivalent"]
-        counts["score"] = counts["killed"] / judged if judged else 1.0
-        return counts
+        return _counts(self.results)
 
     def survivors(self) -> list[Result]:
         return [r for r in self.results if r.status == "survived"]
@@ -495,26 +498,36 @@ class Measurement:
         rule = "  ".join("-" * w for w in widths)
         lines = [f"mutants of {self.homework} (reference {self.reference_score:g}/{self.max_score:g})", fmt(header), rule,
                  *map(fmt, rows[:-1]), rule, fmt(rows[-1])]
-        graded = [r for r in self.results if r.status != "equivalent"]
+        graded = [r for r in self.results if r.status != "equivalent" and r.seconds]
         if graded:
             per = sum(r.seconds for r in graded) / len(graded)
-            lines.append(f"{len(graded)} mutants graded in {self.seconds:.0f} s with --jobs {self.jobs} "
-                         f"({per:.1f} s of grading each, {self.seconds / len(graded):.1f} s wall each)")
+            tests = sum(r.tests_seconds for r in graded) / len(graded)
+            lines.append(f"{len(graded)} mutants graded in {self.seconds:.0f} s with --jobs {self.jobs}: {per:.1f} s a grading, "
+                         f"{tests:.1f} s of it running tests, {per - tests:.1f} s starting processes")
         if self.survivors():
             lines.append("\nsurvivors (full marks: add a test, or list them as equivalent with the reason):")
             lines += [f"  {r.id}\n      {r.diff}" for r in self.survivors()]
-        faults = [r for r in self.results if r.status == "killed" and (r.note or all(w.startswith("timeout") for w in r.why.values()))]
-        if faults:
+        doubtful = [r for r in self.results if r.status == "killed" and (r.note or all(w.startswith("timeout") for w in r.why.values()))]
+        if doubtful:
             lines.append("\nkilled by a grader fault or only by timeouts (check these by hand):")
-            lines += [f"  {r.id}: {_clip(r.note or 'timed out: ' + ', '.join(r.lost), 150)}" for r in faults]
+            lines += [f"  {r.id}: {_clip(r.note or 'timed out: ' + ', '.join(r.lost), 150)}" for r in doubtful]
         if self.stale:
             lines.append(f"\nequivalence entries naming no mutant any more: {', '.join(self.stale)}")
         return "\n".join(lines)
 
     def to_json(self) -> dict:
         return {"homework": self.homework, "reference_score": self.reference_score, "max_score": self.max_score,
-                "seconds": round(self.seconds, 1), "jobs": self.jobs, "files": self.by_file(), "total": self.total(),
-                "stale_equivalent": self.stale, "mutants": [asdict(r) for r in self.results]}
+                "fingerprint": self.fingerprint, "seconds": round(self.seconds, 1), "jobs": self.jobs, "files": self.by_file(),
+                "total": self.total(), "stale_equivalent": self.stale, "mutants": [asdict(r) for r in self.results]}
+
+
+def _counts(results: list[Result]) -> dict[str, float]:
+    counts = dict(mutants=len(results), killed=0, equivalent=0, survived=0)
+    for r in results:
+        counts[r.status] += 1
+    judged = counts["mutants"] - counts["equivalent"]
+    counts["score"] = counts["killed"] / judged if judged else 1.0
+    return counts
 
 
 def submission_with(hw: homework.Homework, folder: Path, mutant: Mutant | None = None) -> Path:
@@ -529,12 +542,30 @@ def submission_with(hw: homework.Homework, folder: Path, mutant: Mutant | None =
     return folder
 
 
+def fingerprint(bundle: Path) -> str:
+    """What a verdict depends on besides the mutant: the bundle (tests, reference, starter) and the
+    cs330 package that grades."""
+    digest = hashlib.sha256()
+    for root in (bundle, Path(cs330.__file__).parent):
+        for path in sorted(root.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def measure(hw: homework.Homework, mutants: list[Mutant], equivalent: dict[str, str] | None = None, jobs: int = 1,
-            log=print) -> Measurement:
+            log=print, previous: dict | None = None, report: Path | None = None) -> Measurement:
     """Grade the reference (it must get full marks), then every mutant not listed as equivalent.
 
     A mutant killed only by timeouts while others were graded beside it (``jobs`` > 1) is graded
-    again alone: a busy machine must not count as a test that catches the mistake."""
+    again alone: a busy machine must not count as a test that catches the mistake. ``previous``: a
+    report (``to_json``) whose verdicts are reused for the same mutated text, when it was made with
+    the same tests, reference and grader (fingerprint). ``report``: written after every verdict, so
+    an interrupted run can be resumed."""
     equivalent = equivalent or {}
     start = time.monotonic()
     with grader.bundle_for(hw.root) as (bundle, hide), tempfile.TemporaryDirectory(prefix="cs330-mutants-") as tmp:
@@ -545,37 +576,59 @@ def measure(hw: homework.Homework, mutants: list[Mutant], equivalent: dict[str, 
             finally:
                 shutil.rmtree(submission.parent, ignore_errors=True)
 
+        print_ = fingerprint(bundle)
+        reusable = {}
+        if previous and previous.get("fingerprint") == print_:
+            known = {f.name for f in fields(Result)}
+            reusable = {r["id"]: Result(**{k: v for k, v in r.items() if k in known})
+                        for r in previous.get("mutants", []) if r.get("status") in ("killed", "survived")}
+        elif previous:
+            log("previous report made with other tests, reference or grader: every mutant is graded again")
         reference = grade(None, "reference")
         if reference.fault or not reference.max_score or reference.score < reference.max_score:
             raise MutantsError(f"the reference does not get full marks, so mutants cannot be judged:\n{reference.table()}")
         log(f"reference: {reference.score:g}/{reference.max_score:g} in {reference.execution_time:.1f} s")
+        ids = {m.id for m in mutants}
+        result = Measurement(homework=hw.folder, reference_score=reference.score, max_score=reference.max_score, results=[],
+                             stale=sorted(i for i in equivalent if i not in ids), seconds=0.0, jobs=jobs, fingerprint=print_)
+        lock = threading.Lock()
 
         def judge(n: int, mutant: Mutant) -> Result:
-            result = Result(mutant.id, mutant.file, mutant.line, mutant.operator, mutant.diff, status="equivalent")
+            old = reusable.get(mutant.id)
             if mutant.id in equivalent:
-                result.note = equivalent[mutant.id]
-                return result
-            _verdict(result, grade(mutant, f"m{n}"), reference.score)
-            log(f"[{n + 1}/{len(mutants)}] {result.status:8s} {mutant.id}  ({result.score:g}/{result.max_score:g}, {result.seconds:.1f} s)")
-            return result
+                verdict = Result(mutant.id, mutant.file, mutant.line, mutant.operator, mutant.diff, "equivalent", note=equivalent[mutant.id])
+            elif old is not None and old.sha == _sha(mutant.text):
+                verdict = old
+                log(f"[{n + 1}/{len(mutants)}] {verdict.status:8s} {mutant.id}  (from the previous report)")
+            else:
+                verdict = Result(mutant.id, mutant.file, mutant.line, mutant.operator, mutant.diff, "", sha=_sha(mutant.text))
+                _verdict(verdict, grade(mutant, f"m{n}"), reference.score)
+                log(f"[{n + 1}/{len(mutants)}] {verdict.status:8s} {mutant.id}  ({verdict.score:g}/{verdict.max_score:g}, {verdict.seconds:.1f} s)")
+            with lock:
+                result.results.append(verdict)
+                if report is not None:
+                    result.seconds = time.monotonic() - start
+                    write_report(result, report)
+            return verdict
 
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
             results = list(pool.map(judge, range(len(mutants)), mutants))
         if jobs > 1:
-            for n, (mutant, result) in enumerate(zip(mutants, results)):
-                if result.status == "killed" and not result.note and all(w.startswith("timeout") for w in result.why.values()):
-                    first = f"timed out beside other gradings ({', '.join(result.lost)}); graded again alone"
-                    _verdict(result, grade(mutant, f"again{n}"), reference.score)
-                    result.note = first
-                    log(f"[again] {result.status:8s} {mutant.id}  ({result.score:g}/{result.max_score:g}, {result.seconds:.1f} s)")
-    ids = {m.id for m in mutants}
-    return Measurement(homework=hw.folder, reference_score=reference.score, max_score=reference.max_score, results=results,
-                       stale=sorted(i for i in equivalent if i not in ids), seconds=time.monotonic() - start, jobs=jobs)
+            for n, (mutant, verdict) in enumerate(zip(mutants, results)):
+                if verdict.status == "killed" and not verdict.note and all(w.startswith("timeout") for w in verdict.why.values()):
+                    first = f"timed out beside other gradings ({', '.join(verdict.lost)}); graded again alone"
+                    _verdict(verdict, grade(mutant, f"again{n}"), reference.score)
+                    verdict.note = first
+                    log(f"[again] {verdict.status:8s} {mutant.id}  ({verdict.score:g}/{verdict.max_score:g}, {verdict.seconds:.1f} s)")
+    result.results = results  # in source order
+    result.seconds = time.monotonic() - start
+    return result
 
 
 def _verdict(result: Result, report: grader.Report, reference_score: float) -> None:
     """Killed: fewer points than the reference (a failure, a timeout, a crash, a grader fault)."""
     result.score, result.max_score, result.seconds = report.score, report.max_score, report.execution_time
+    result.tests_seconds = sum(o.duration for o in report.outcomes)
     lost = [o for o in report.outcomes if o.score < o.points]
     result.lost = [o.id for o in lost]
     result.why = {o.id: f"{o.status}: {_clip(o.message.strip(), 300)}" for o in lost}
@@ -585,7 +638,9 @@ def _verdict(result: Result, report: grader.Report, reference_score: float) -> N
 
 def write_report(measurement: Measurement, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(measurement.to_json(), indent=1) + "\n")
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(measurement.to_json(), indent=1) + "\n")
+    tmp.replace(path)  # never a half-written report
 
 
 def main(hw: homework.Homework, args) -> int:
@@ -608,12 +663,13 @@ def main(hw: homework.Homework, args) -> int:
         table = args.equivalent or equivalence_file(hw)
         equivalent = load_equivalent(table)
         print(f"cs330 mutants: {hw.folder}: {len(chosen)} mutants; {len(equivalent)} listed as equivalent in {table}", flush=True)
-        result = measure(hw, chosen, equivalent, jobs=args.jobs, log=lambda line: print(line, flush=True))
+        out = args.out or Path(f"mutants-{hw.folder}.json")
+        previous = json.loads(out.read_text()) if args.resume and out.is_file() else None
+        result = measure(hw, chosen, equivalent, jobs=args.jobs, log=lambda line: print(line, flush=True), previous=previous, report=out)
         result.stale = sorted(i for i in equivalent if i not in {m.id for m in every})
     except MutantsError as e:
         print(f"cs330 mutants: {e}", file=sys.stderr)
         return 2
-    out = args.out or Path(f"mutants-{hw.folder}.json")
     write_report(result, out)
     print("\n" + result.table())
     print(f"\nreport: {out}")

@@ -152,3 +152,56 @@ def test_mutants_of_the_toy_homework_are_graded_by_the_real_grader(tmp_path, toy
     assert lost[killed] == ["1c-0-basic"] and lost[survivor] == []
     assert report["total"]["score"] == 0.5 and report["stale_equivalent"] == ["toy.py:1:gone"]
     assert report["reference_score"] == report["max_score"] == 8
+
+
+def fake_grader(calls, verdicts):
+    """A stand-in for grader.grade_bundle: the tests of ``verdicts`` (text in toy.py -> statuses)."""
+    from cs330.grading import grader
+    from cs330.grading.runner import Outcome
+
+    def grade_bundle(bundle, submission, jobs=1, hide=()):
+        text = (submission / "toy.py").read_text()
+        calls.append(text)
+        statuses = next((v for k, v in verdicts.items() if k in text), ["passed", "passed"])
+        outcomes = [Outcome(nodeid=f"t{i}", id=f"1a-{i}-basic", points=1, visibility="visible", hidden=False, doc="", timeout=5,
+                            status=s, message=s, duration=0.5) for i, s in enumerate(statuses)]
+        return grader.Report(submission=str(submission), outcomes=outcomes, execution_time=2.0)
+
+    return grade_bundle
+
+
+def test_verdicts_are_written_as_they_come_and_reused_only_for_the_same_text_and_grader(tmp_path, toyhw, monkeypatch):
+    from cs330.grading import grader
+
+    calls = []
+    monkeypatch.setattr(grader, "grade_bundle", fake_grader(calls, {"x.min(": ["failed", "passed"], "x.max(dim=-2,": ["timeout", "passed"]}))
+    chosen = mutants.homework_mutants(toyhw)[:5]
+    report = tmp_path / "r.json"
+    first = mutants.measure(toyhw, chosen, {chosen[0].id: "reviewed"}, jobs=2, log=lambda _: None, report=report)
+    status = {r.id: r.status for r in first.results}
+    assert [r.id for r in first.results] == [m.id for m in chosen]  # source order, whatever finished first
+    assert status == {chosen[0].id: "equivalent", "toy.py:13:swap-op-Sub-Add": "survived", "toy.py:13:swap-call-max-min": "killed",
+                      "toy.py:13:toggle-keepdim": "survived", "toy.py:13:dim--1-to--2": "killed"}
+    assert len(calls) == 1 + 4 + 1  # the reference, four mutants, the timeout-only kill graded again alone
+    assert "graded again alone" in next(r.note for r in first.results if r.operator == "dim--1-to--2")
+    assert json.loads(report.read_text())["total"]["mutants"] == 5
+    # resumed: only the reference is graded again
+    calls.clear()
+    again = mutants.measure(toyhw, chosen, {}, log=lambda _: None, previous=json.loads(report.read_text()))
+    assert len(calls) == 1 + 1  # the reference, and the mutant that was listed as equivalent before
+    assert {r.id: r.status for r in again.results}["toy.py:13:swap-call-max-min"] == "killed"
+    # another grader or other tests: nothing is reused
+    calls.clear()
+    stale = {**json.loads(report.read_text()), "fingerprint": "something else"}
+    mutants.measure(toyhw, chosen, {}, log=lambda _: None, previous=stale)
+    assert len(calls) == 1 + 5
+
+
+def test_a_reference_without_full_marks_stops_the_measurement(toyhw, monkeypatch):
+    from cs330.grading import grader
+
+    calls = []
+    monkeypatch.setattr(grader, "grade_bundle", fake_grader(calls, {"def softmax": ["failed", "passed"]}))
+    with pytest.raises(mutants.MutantsError, match="full marks"):
+        mutants.measure(toyhw, mutants.homework_mutants(toyhw)[:3], log=lambda _: None)
+    assert len(calls) == 1
