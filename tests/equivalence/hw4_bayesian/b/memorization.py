@@ -1,0 +1,63 @@
+"""Part A: meta-overfitting by memorisation, label shuffling, and support sensitivity.
+
+In a non-mutually-exclusive task distribution (``cs330.data.NonExclusiveEpisodeSampler``) label j
+always means the same thing, so one function of the query alone, x* -> y*, solves every training
+task. A meta-learner that finds it reaches ~zero training loss with a support set it never reads,
+and is at chance on tasks of new classes. Two fixes (Yin et al., 2020):
+
+- *Label shuffling*: relabel every task with its own random permutation pi of 0..N-1
+  (y -> pi(y), the same pi for support and query). Then P(y* = j | x*) = 1/N for any x*, so the
+  query alone says nothing about its label; only the support set does.
+- *A meta-regulariser* (information bottleneck), see ``blackbox.py`` (activations) and ``maml.py`` (weights).
+
+*Support sensitivity* measures whether predictions depend on the support labels: permute the
+support labels with a derangement and count how many query predictions change.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+
+def shuffle_labels(support_y: torch.Tensor, query_y: torch.Tensor, n_way: int,
+                   generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Relabel every task with its own random permutation of the labels.
+
+    Args:
+        support_y: (B, N*K) int64 labels in 0..N-1; query_y: (B, N*Q) labels of the same tasks.
+        n_way: N. generator: the source of the B permutations.
+    Returns:
+        (support_y', query_y'), same shapes: y' = pi_b(y) in task b, with pi_b a uniformly random
+        permutation of 0..N-1 drawn for task b, the same for its support and its query set.
+    """
+    B = support_y.shape[0]
+    perm = torch.multinomial(torch.ones(B, n_way), n_way, replacement=False, generator=generator)  # (B, N)
+    rows = torch.arange(B)[:, None]
+    return perm[rows, support_y], perm[rows, query_y]
+
+
+def cyclic_relabel(y: torch.Tensor, shift: torch.Tensor, n_way: int) -> torch.Tensor:
+    """y (B, M) -> (y + shift_b) mod N per task, shift (B,) in 1..N-1: a permutation with no fixed point."""
+    return (y + shift[:, None]) % n_way
+
+
+def support_sensitivity(predict: Callable, support_x: torch.Tensor, support_y: torch.Tensor, query_x: torch.Tensor,
+                        n_way: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """How much the query predictions depend on the support labels.
+
+    Args:
+        predict: predict(support_x, support_y, query_x) -> (B, M, N) logits (no gradient needed).
+        support_x (B, N*K, ...), support_y (B, N*K), query_x (B, M, ...): a meta-batch.
+        n_way: N. generator: draws one shift_b ~ U{1..N-1} per task (``torch.randint``).
+    Returns:
+        (B,): per task, the fraction of the M query predictions (argmax) that change when the support
+        labels are relabelled with ``cyclic_relabel`` (a derangement). 0: the support labels are
+        ignored; 1 for a learner that follows them (its predictions are relabelled too).
+    """
+    B, M = query_x.shape[:2]
+    shift = 1 + torch.randint(n_way - 1, (B,), generator=generator)
+    original = predict(support_x, support_y, query_x).argmax(dim=-1)
+    relabelled = predict(support_x, cyclic_relabel(support_y, shift, n_way), query_x).argmax(dim=-1)
+    return torch.ne(original, relabelled).sum(-1).to(torch.float32) / M
