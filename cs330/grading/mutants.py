@@ -247,11 +247,12 @@ class _Collector:
             self._statement(node, function)
 
     def _constant(self, node: ast.Constant, negated: bool) -> None:
-        """0 <-> 1, c -> c + 1, c -> -c (unless already negated: that is remove-neg), c -> c / 2."""
+        """0 <-> 1, c -> c + 1, c -> -c (unless already negated: that is remove-neg), c -> c / 2
+        (an odd int is not halved: 0.5 for 1 is a TypeError in any index, shape or count, not a mistake)."""
         value = node.value
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return
-        half = value // 2 if isinstance(value, int) and value % 2 == 0 else value / 2
+        half = value / 2 if isinstance(value, float) else value // 2 if value % 2 == 0 else None
         swap = type(value)(1) if value == 0 else type(value)(0) if value == 1 else None
         candidates = [swap, value + 1, None if negated else -value, half]
         done = {value}
@@ -344,14 +345,9 @@ def _apply(text: str, edit: _Edit) -> tuple[str, str, str]:
     raw = [line.encode() for line in lines]
     start, end = edit.line - 1, edit.end_line - 1
     prefix = raw[start][: edit.col]
-    if isinstance(edit.text, _Dedent):
-        body = []
-        for line in raw[edit.text.first - 1 : edit.text.last]:
-            strip = min(edit.text.by, len(line) - len(line.lstrip(b" \t")))
-            body.append(line[strip:])
-        new_lines = [b"".join(body).decode()]
-        new_lines[0] = new_lines[0][edit.col :] if new_lines[0][: edit.col].strip() == "" else new_lines[0]
-        new = prefix.decode() + new_lines[0]
+    if isinstance(edit.text, _Dedent):  # whole lines: the body's, now at the indentation of the `with`
+        dedent = edit.text
+        new = b"".join(line[min(dedent.by, len(line) - len(line.lstrip(b" \t"))) :] for line in raw[dedent.first - 1 : dedent.last]).decode()
     else:
         suffix = raw[end][edit.end_col :]
         text = edit.text.encode()
