@@ -140,7 +140,8 @@ class GaussianHeadMAML(nn.Module):
 
     def loss(self, support_x, support_y, query_x, query_y, generator=None) -> torch.Tensor:
         """Meta-training loss (0-dim): the query mixture NLL over ``self.n_samples`` samples of the adapted q,
-        mean over query points and tasks, second order through the inner loop (unless ``first_order``)."""
+        mean over query points and tasks, second order through the inner loop (unless ``first_order``).
+        Draw all the noise with one ``self.draw_noise(support_x, self.n_samples, generator)`` (the tests rely on it)."""
         # BEGIN SOLUTION hint="draw the noise with self.draw_noise (self.n_samples samples, the given generator), then self.components(..., train=True) gives the (S, B, Q, 1) components; mixture_nll of the query targets under them, averaged"
         eps_inner, eps_pred = self.draw_noise(support_x, self.n_samples, generator)
         mu, logvar = self.components(support_x, support_y, query_x, eps_inner, eps_pred, train=True)

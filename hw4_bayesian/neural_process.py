@@ -68,7 +68,8 @@ class NeuralProcess(nn.Module):
 
         Returns (elbo, log_lik, kl), each (B,): log_lik = sum over the query points of log p(y | x, z)
         at z ~ q(z | support u query); kl = KL(q(z | support u query) || q(z | support)); elbo = log_lik - kl.
-        Draw z with ``sample_gaussian(..., generator=generator)``.
+        Draw z with one ``sample_gaussian(mu, logvar, generator=generator)`` (n_samples None: one z per task,
+        (B, z_dim)), so that log_lik is differentiable in the encoder through z (reparameterised).
         """
         # BEGIN SOLUTION hint="posterior: encode the support and query points together (cat along dim 1); prior: encode the support; z = sample_gaussian(posterior); decode the query; log_lik = -gaussian_nll summed over points; kl = kl_diag_gaussians(posterior, prior)"
         mu_post, logvar_post = self.encode(torch.cat([support_x, query_x], 1), torch.cat([support_y, query_y], 1))

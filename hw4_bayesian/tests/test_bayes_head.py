@@ -92,6 +92,8 @@ def test_meta_loss_value(student, reference):
     t = tasks(B=4, k=3, seed=5)
     got = student.probe(probes.head_meta_loss, t, 3, 11)
     loss = expect_tensor(got["loss"], "GaussianHeadMAML.loss", ())
+    assert torch.equal(loss, expect_tensor(student.probe(probes.head_meta_loss, t, 3, 11)["loss"], "loss", ())), \
+        "the same generator seed gives another loss: draw the noise with self.draw_noise(..., generator)"
     # BEGIN HIDDEN
     want = reference.probe(probes.head_meta_loss, t, 3, 11)
     assert torch.allclose(loss, want["loss"], rtol=1e-6), f"loss {float(loss):.8f} != reference {float(want['loss']):.8f}"
@@ -107,7 +109,10 @@ def test_meta_gradient_is_second_order(student, reference):
     assert got["grads"] is not None, "the loss carries no gradient: use components(..., train=True)"
     for n, g in got["grads"].items():
         assert g.abs().sum() > 0, f"no meta-gradient reaches {n}"
+    reproducible = torch.equal(got["loss"], student.probe(probes.head_meta_loss, t, 2, 1)["loss"])
     # BEGIN HIDDEN
+    if not reproducible:  # noise not from the generator: 3d-3 deducts for that; only the checks above apply here
+        return
     want = reference.probe(probes.head_meta_loss, t, 2, 1)
     first = reference.probe(probes.head_meta_loss, t, 2, 1, first_order=True)
     for n, r in want["grads"].items():

@@ -30,7 +30,8 @@ def test_sample_gaussian_shape_mean_and_generator(student):
         return student.probe(probes.sample, mu, logvar, n_samples, seed)
 
     z = expect_tensor(sample(MU, LOGVAR, 20000, 0), "sample_gaussian", (20000, 2))
-    assert torch.allclose(z.mean(0), MU, atol=0.05), f"sample means {z.mean(0).tolist()}, expected mu = {MU.tolist()}"
+    error = (z.mean(0) - MU).abs() / (z.std(0) / 20000**0.5)  # in standard errors of the sample mean, whatever the spread
+    assert (error < 5).all(), f"sample means {z.mean(0).tolist()}, expected mu = {MU.tolist()}"
     again = expect_tensor(sample(MU, LOGVAR, 20000, 0), "sample_gaussian")
     other = expect_tensor(sample(MU, LOGVAR, 20000, 1), "sample_gaussian")
     assert torch.equal(z, again) and not torch.equal(z, other), \
@@ -63,11 +64,12 @@ def test_sample_gaussian_spread_and_values(student, reference):
         f"sample std {std.tolist()}, expected (1, 2) for logvar = (0, log 4): sigma = exp(logvar / 2), "
         "not exp(logvar) (the variance) or logvar itself")
     mu, logvar = seeded(3, 4, seed=1), seeded(3, 4, seed=2)
-    z = expect_tensor(student.probe(probes.sample, mu, logvar, 5, 3),
-                      "sample_gaussian", (5, 3, 4))
+    z = expect_tensor(student.probe(probes.sample, mu, logvar, 5, 3), "sample_gaussian", (5, 3, 4))
+    again = expect_tensor(student.probe(probes.sample, mu, logvar, 5, 3), "sample_gaussian", (5, 3, 4))
     # BEGIN HIDDEN
-    ref = reference.gaussian.sample_gaussian(mu, logvar, 5, generator=torch.Generator().manual_seed(3))
-    assert torch.allclose(z, ref, rtol=1e-5, atol=1e-6), "seeded samples differ from mu + exp(logvar / 2) * eps"
+    if torch.equal(z, again):  # samples not drawn from the generator lose 1a-0's point only: then the spread decides here
+        ref = reference.gaussian.sample_gaussian(mu, logvar, 5, generator=torch.Generator().manual_seed(3))
+        assert torch.allclose(z, ref, rtol=1e-5, atol=1e-6), "seeded samples differ from mu + exp(logvar / 2) * eps"
     # END HIDDEN
 
 

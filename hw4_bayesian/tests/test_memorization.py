@@ -100,7 +100,7 @@ def standard_kl(mu, logvar):
 @graded("2c-0-hidden", points=2)
 def test_activation_bottleneck_kl_value(student, reference):
     """The stochastic black-box learner's KL term is KL(N(mu, sigma^2) || N(0, I)) of each query code, summed over
-    the code's dims and averaged over the queries (of every task); total = CE + beta * KL."""
+    the code's dims and averaged over the queries (of every task); total = CE + beta * KL. Hidden: seeded KL terms equal the reference's."""
     for seed in (0, 1):
         got = student.probe(probes.blackbox_terms, tiny_images(seed=seed), 0.5, seed, seed)
         kl = expect_tensor(got["kl"], "BlackBoxClassifier.loss (KL)", ())
@@ -113,8 +113,7 @@ def test_activation_bottleneck_kl_value(student, reference):
         assert torch.allclose(expect_tensor(got["total"], "loss (total)", ()), got["ce"] + 0.5 * kl, rtol=1e-5)
         # BEGIN HIDDEN
         want = reference.probe(probes.blackbox_terms, tiny_images(seed=seed), 0.5, seed, seed)
-        for name in ("total", "ce", "kl"):
-            assert torch.allclose(got[name], want[name], rtol=1e-4, atol=1e-6), f"{name} differs from the reference"
+        assert torch.allclose(got["kl"], want["kl"], rtol=1e-4, atol=1e-6), "the KL term differs from the reference"
         # END HIDDEN
 
 

@@ -139,7 +139,8 @@ class GaussianHeadMAML(nn.Module):
 
     def loss(self, support_x, support_y, query_x, query_y, generator=None) -> torch.Tensor:
         """Meta-training loss (0-dim): the query mixture NLL over ``self.n_samples`` samples of the adapted q,
-        mean over query points and tasks, second order through the inner loop (unless ``first_order``)."""
+        mean over query points and tasks, second order through the inner loop (unless ``first_order``).
+        Draw all the noise with one ``self.draw_noise(support_x, self.n_samples, generator)`` (the tests rely on it)."""
         noise = self.draw_noise(support_x, n_samples=self.n_samples, generator=generator)
         components = self.components(support_x, support_y, query_x, *noise, train=True)
         nll = mixture_nll(query_y, *components)

@@ -101,7 +101,10 @@ class MRMAML(MAML):
                                            for n, p in model.named_parameters() if n in self.stochastic})
 
     def meta_params(self, generator: torch.Generator | None = None) -> Params:
-        """theta ~ q: every stochastic name a reparameterised sample mu + sigma * eps, the head as it is."""
+        """theta ~ q: {name: tensor} of every parameter of the model; every name in ``self.stochastic`` a
+        reparameterised sample mu + sigma * eps with sigma = exp(log_sigma) (differentiable in mu and log_sigma),
+        eps ~ N(0, I) from ``generator`` (one per weight, in any order: the tests do not depend on it); the head
+        (not stochastic) is the mean itself."""
         params = dict(self.model.named_parameters())
         sizes = [params[n].numel() for n in self.stochastic]
         eps = torch.randn(sum(sizes), generator=generator).split(sizes)  # one draw for every body weight
@@ -111,7 +114,8 @@ class MRMAML(MAML):
         return params
 
     def regularizer(self) -> torch.Tensor:
-        """KL(q(theta) || N(0, I)) summed over every stochastic weight (a 0-dim tensor)."""
+        """KL(N(mu, exp(2 log_sigma)) || N(0, I)) summed (not averaged) over every stochastic weight: a 0-dim tensor,
+        differentiable in the means and the log-sigmas."""
         params = dict(self.model.named_parameters())
         mu = torch.cat([params[n].flatten() for n in self.stochastic])
         log_sigma = torch.cat([self.log_sigma[n.replace(".", "__")].flatten() for n in self.stochastic])

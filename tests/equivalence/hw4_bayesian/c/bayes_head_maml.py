@@ -139,7 +139,8 @@ class GaussianHeadMAML(nn.Module):
 
     def loss(self, support_x, support_y, query_x, query_y, generator=None) -> torch.Tensor:
         """Meta-training loss (0-dim): the query mixture NLL over ``self.n_samples`` samples of the adapted q,
-        mean over query points and tasks, second order through the inner loop (unless ``first_order``)."""
+        mean over query points and tasks, second order through the inner loop (unless ``first_order``).
+        Draw all the noise with one ``self.draw_noise(support_x, self.n_samples, generator)`` (the tests rely on it)."""
         eps_inner, eps_pred = self.draw_noise(support_x, self.n_samples, generator)
         per_task = []
         for b in range(support_x.shape[0]):  # one task at a time: the mean of equal-sized task means
