@@ -503,7 +503,7 @@ class Measurement:
         if self.survivors():
             lines.append("\nsurvivors (full marks: add a test, or list them as equivalent with the reason):")
             lines += [f"  {r.id}\n      {r.diff}" for r in self.survivors()]
-        doubtful = [r for r in self.results if r.status == "killed" and (r.note or all(w.startswith("timeout") for w in r.why.values()))]
+        doubtful = [r for r in self.results if r.status == "killed" and (r.note or _only_timeouts(r))]
         if doubtful:
             lines.append("\nkilled by a grader fault or only by timeouts (check these by hand):")
             lines += [f"  {r.id}: {_clip(r.note or 'timed out: ' + ', '.join(r.lost), 150)}" for r in doubtful]
@@ -557,8 +557,8 @@ def measure(hw: homework.Homework, mutants: list[Mutant], equivalent: dict[str, 
             log=print, previous: dict | None = None, report: Path | None = None) -> Measurement:
     """Grade the reference (it must get full marks), then every mutant not listed as equivalent.
 
-    A mutant killed only by timeouts while others were graded beside it (``jobs`` > 1) is graded
-    again alone: a busy machine must not count as a test that catches the mistake. ``previous``: a
+    A mutant killed only by timeouts is graded again alone, after the others: a busy machine (other
+    gradings beside it) must not count as a test that catches the mistake. ``previous``: a
     report (``to_json``) whose verdicts are reused for the same mutated text, when it was made with
     the same tests, reference and grader (fingerprint). ``report``: written after every verdict, so
     an interrupted run can be resumed."""
@@ -609,16 +609,21 @@ def measure(hw: homework.Homework, mutants: list[Mutant], equivalent: dict[str, 
 
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
             results = list(pool.map(judge, range(len(mutants)), mutants))
-        if jobs > 1:
-            for n, (mutant, verdict) in enumerate(zip(mutants, results)):
-                if verdict.status == "killed" and not verdict.note and all(w.startswith("timeout") for w in verdict.why.values()):
-                    first = f"timed out beside other gradings ({', '.join(verdict.lost)}); graded again alone"
-                    _verdict(verdict, grade(mutant, f"again{n}"), reference.score)
-                    verdict.note = first
-                    log(f"[again] {verdict.status:8s} {mutant.id}  ({verdict.score:g}/{verdict.max_score:g}, {verdict.seconds:.1f} s)")
+        for n, (mutant, verdict) in enumerate(zip(mutants, results)):
+            if verdict.status == "killed" and not verdict.note and _only_timeouts(verdict):
+                first = f"only timeouts ({', '.join(verdict.lost)}) when first graded; graded again alone"
+                _verdict(verdict, grade(mutant, f"again{n}"), reference.score)
+                verdict.note = first
+                log(f"[again] {verdict.status:8s} {mutant.id}  ({verdict.score:g}/{verdict.max_score:g}, {verdict.seconds:.1f} s)")
     result.results = results  # in source order
     result.seconds = time.monotonic() - start
+    if report is not None:
+        write_report(result, report)
     return result
+
+
+def _only_timeouts(result: Result) -> bool:
+    return bool(result.why) and all(w.startswith("timeout") for w in result.why.values())
 
 
 def _verdict(result: Result, report: grader.Report, reference_score: float) -> None:
