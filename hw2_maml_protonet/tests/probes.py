@@ -126,12 +126,14 @@ def meta_loss_and_gradient(code, episode, vectorize, seed=2, steps=2, lr=0.3):
     return {"losses": losses.detach(), "grad": torch.cat([g.flatten() for g in grads])}
 
 
-def outer_step(code, episode, seed=3, steps=2, learn_inner_lr=False, lr=0.1):
-    """One ``MAML.outer_step`` (tasks in a loop, second order) with SGD(lr): the metrics it returns and
-    every meta-parameter before and after, by name."""
+def outer_steps(code, episodes, seed=3, steps=2, learn_inner_lr=False, lr=0.1):
+    """``MAML.outer_step`` on each of ``episodes`` in turn (tasks in a loop, second order), one SGD(lr)
+    optimiser for all: the metrics of the last step and every meta-parameter before and after, by name."""
     m = code.maml.MAML(conv4(seed), inner_steps=steps, inner_lr=0.4, learn_inner_lr=learn_inner_lr, vectorize=False)
     before = {n: p.detach().clone() for n, p in m.named_parameters()}
-    metrics = m.outer_step(episode, torch.optim.SGD(m.parameters(), lr=lr))
+    optimizer = torch.optim.SGD(m.parameters(), lr=lr)
+    for episode in episodes:
+        metrics = m.outer_step(episode, optimizer)
     return {"metrics": metrics, "before": before, "after": {n: p.detach().clone() for n, p in m.named_parameters()}}
 
 

@@ -167,7 +167,7 @@ def test_vmap_equals_loop(student):
 @graded("2c-0-basic", points=1)
 def test_outer_step_updates_meta_parameters(student):
     """outer_step changes every meta-parameter (learned rates too) and reports finite loss and accuracy."""
-    out = student.probe(probes.outer_step, episode(B=2, seed=6), seed=0, steps=1, learn_inner_lr=True)
+    out = student.probe(probes.outer_steps, [episode(B=2, seed=6)], seed=0, steps=1, learn_inner_lr=True)
     metrics = out["metrics"]
     assert isinstance(metrics, dict) and {"loss", "acc"} <= set(metrics), f"outer_step must return {{'loss', 'acc'}}, got {metrics}"
     assert torch.isfinite(torch.tensor(float(metrics["loss"]))), f"non-finite loss {metrics['loss']}"
@@ -177,15 +177,16 @@ def test_outer_step_updates_meta_parameters(student):
 
 @graded("2c-1-hidden", points=2)
 def test_outer_step_matches_reference(student, reference):
-    """One outer SGD step (2 tasks, 2 inner steps, second order, learned rates) gives the reference's loss, accuracy and meta-parameters."""
-    batch = episode(B=2, seed=7)
-    out = student.probe(probes.outer_step, batch, seed=3, steps=2, learn_inner_lr=True)
+    """Two consecutive outer SGD steps (2 tasks each, 2 inner steps, second order, learned rates) give the reference's
+    loss, accuracy and meta-parameters (each step starts from fresh gradients)."""
+    batches = [episode(B=2, seed=7), episode(B=2, seed=9)]
+    out = student.probe(probes.outer_steps, batches, seed=3, steps=2, learn_inner_lr=True)
     # BEGIN HIDDEN
-    ref = reference.probe(probes.outer_step, batch, seed=3, steps=2, learn_inner_lr=True)
+    ref = reference.probe(probes.outer_steps, batches, seed=3, steps=2, learn_inner_lr=True)
     loss, ref_loss = float(out["metrics"]["loss"]), ref["metrics"]["loss"]
     assert abs(loss - ref_loss) <= 1e-6 * abs(ref_loss), f"meta-loss {loss:.8f} differs from the reference's {ref_loss:.8f} (the mean over tasks?)"
     assert abs(float(out["metrics"]["acc"]) - ref["metrics"]["acc"]) < 1e-6, "the mean query accuracy differs from the reference's"
     for n, r in ref["after"].items():
         p = expect_tensor(out["after"].get(n), f"meta-parameter {n}", tuple(r.shape))
-        assert torch.allclose(p, r, rtol=1e-6, atol=1e-9), f"{n} after the step differs from the reference (max |diff| {float((p - r).abs().max()):.2e})"
+        assert torch.allclose(p, r, rtol=1e-6, atol=1e-9), f"{n} after two steps differs from the reference (max |diff| {float((p - r).abs().max()):.2e}; are the gradients zeroed before each backward?)"
     # END HIDDEN
