@@ -41,6 +41,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--file", action="append", help="mutate only this submitted module (maml.py); repeatable")
     p.add_argument("--id", action="append", dest="ids", help="grade only this mutant id (as --list prints it); repeatable")
     p.add_argument("--limit", type=int, help="grade only the first N mutants (in source order, as --list prints them)")
+    p.add_argument("--sample", type=int, help="grade N mutants spread evenly over the list (every k-th), for a quick estimate")
     p.add_argument("--list", action="store_true", help="list the mutants and their diffs; grade nothing")
     p.add_argument("--jobs", type=int, default=1, help="mutants graded at the same time")
     p.add_argument("--equivalent", type=Path, help="reviewed equivalent mutants [default: tests/mutation/<hw folder>.toml]")

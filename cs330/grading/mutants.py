@@ -644,6 +644,13 @@ def write_report(measurement: Measurement, path: Path) -> None:
     tmp.replace(path)  # never a half-written report
 
 
+def spread(mutants: list[Mutant], n: int) -> list[Mutant]:
+    """``n`` mutants evenly spread over the list (deterministic: the same ones every time)."""
+    if n >= len(mutants):
+        return list(mutants)
+    return [mutants[i * len(mutants) // n] for i in range(n)]
+
+
 def main(hw: homework.Homework, args) -> int:
     """``cs330 mutants``: list, or grade and report. Exit 0 whatever the score (it is a measurement)."""
     try:
@@ -654,6 +661,8 @@ def main(hw: homework.Homework, args) -> int:
             if unknown:
                 raise MutantsError(f"no such mutant(s): {', '.join(unknown)} (see --list)")
             chosen = [m for m in chosen if m.id in set(args.ids)]
+        if args.sample:
+            chosen = spread(chosen, args.sample)
         if args.limit is not None:
             chosen = chosen[: args.limit]
         if args.list:

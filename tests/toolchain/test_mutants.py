@@ -97,6 +97,14 @@ def test_mutants_write_the_intended_code():
     assert inner["k.py:2:swap-op-Mult-Div"].after == "    return a - (b / c)  # SOLUTION"
 
 
+def test_a_sample_is_spread_over_the_list():
+    found = mutants.enumerate_mutants(SOURCE, "m.py")
+    sample = mutants.spread(found, 4)
+    assert len(sample) == 4 and sample[0] is found[0] and sample == mutants.spread(found, 4)
+    assert sample[-1].line > found[len(found) // 2].line  # not just the first function
+    assert mutants.spread(found, 10_000) == found
+
+
 def test_what_is_never_mutated():
     found = mutants.enumerate_mutants(SOURCE, "m.py")
     assert not any(m.line == 20 and m.operator == "stmt-to-pass" for m in found), "the function's last return stays"
