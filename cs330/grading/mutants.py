@@ -457,6 +457,7 @@ class Result:
     why: dict[str, str] = field(default_factory=dict)  # their status and message
     seconds: float = 0.0  # the grading's wall time
     tests_seconds: float = 0.0  # of which running tests (the rest: starting the test process and the worker)
+    until_loss_seconds: float = 0.0  # running the tests up to the first one that lost points (in id order)
     note: str = ""  # the equivalence reason, or a grader fault
     sha: str = ""  # of the mutated file: a verdict is reused (--resume) only for the same text
 
@@ -500,6 +501,11 @@ class Measurement:
             tests = sum(r.tests_seconds for r in graded) / len(graded)
             lines.append(f"{len(graded)} mutants graded in {self.seconds:.0f} s with --jobs {self.jobs}: {per:.1f} s a grading, "
                          f"{tests:.1f} s of it running tests, {per - tests:.1f} s starting processes")
+            killed = [r for r in graded if r.status == "killed"]
+            if killed:
+                after = sum(r.tests_seconds - r.until_loss_seconds for r in killed)
+                lines.append(f"(tests after the first lost point: {after / len(killed):.1f} s a killed mutant, "
+                             f"{100 * after / sum(r.seconds for r in graded):.0f}% of all grading time)")
         if self.survivors():
             lines.append("\nsurvivors (full marks: add a test, or list them as equivalent with the reason):")
             lines += [f"  {r.id}\n      {r.diff}" for r in self.survivors()]
@@ -632,6 +638,8 @@ def _verdict(result: Result, report: grader.Report, reference_score: float) -> N
     result.tests_seconds = sum(o.duration for o in report.outcomes)
     lost = [o for o in report.outcomes if o.score < o.points]
     result.lost = [o.id for o in lost]
+    first = report.outcomes.index(lost[0]) if lost else len(report.outcomes) - 1
+    result.until_loss_seconds = sum(o.duration for o in report.outcomes[: first + 1])
     result.why = {o.id: f"{o.status}: {_clip(o.message.strip(), 300)}" for o in lost}
     result.note = report.fault
     result.status = "killed" if report.fault or report.score < reference_score else "survived"
