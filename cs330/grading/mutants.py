@@ -1,5 +1,4 @@
-"""``cs330 mutants``: does the autograder catch wrong solutions? (an instructor's tool, never shipped
-to students' graders as a check).
+"""``cs330 mutants``: does a homework's autograder catch wrong solutions? (an instructor's tool).
 
 A *mutant* is the reference solution with one small, plausible mistake in a solution region
 (``# BEGIN SOLUTION`` / ``# END SOLUTION`` lines and inline ``# SOLUTION`` lines of the submitted
@@ -9,7 +8,8 @@ Each mutant is graded by the real grader (:func:`cs330.grading.grader.grade_bund
 bundle that ``grader.grade`` builds, built once here): it is *killed* if it scores fewer points
 than the reference (a timeout or a crash loses points too), it *survives* with full marks.
 Survivors are reviewed by hand: a missing test, or an *equivalent* mutant (same behaviour as the
-reference, e.g. ``x - x.max()`` vs ``x - x.amax()``), listed with its reason in
+reference on every input the contract allows, e.g. a ``.detach()`` removed where no gradient
+flows), listed with its reason in
 ``tests/mutation/<hw folder>.toml``::
 
     [equivalent]
