@@ -60,7 +60,11 @@ def count_parameters(params) -> int:
 
 
 def classification_loss_and_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """logits (B, C), labels (B,) int64 -> (mean cross-entropy, accuracy), both 0-dim; accuracy has no gradient."""
+    """logits (B, C), labels (B,) int64 -> (loss, accuracy), both 0-dim tensors.
+
+    loss = -mean_b log softmax(logits[b])[labels[b]] (differentiable); accuracy = the fraction of rows whose
+    argmax is the label, without gradient.
+    """
     if logits.dim() != 2 or labels.shape != logits.shape[:1]:
         raise ValueError(f"expected logits (B, C) and labels (B,), got {tuple(logits.shape)} and {tuple(labels.shape)}")
     # BEGIN SOLUTION
@@ -78,8 +82,9 @@ def lm_loss_and_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> tuple[to
 
         loss = mean over {(b, t): labels[b, t+1] != IGNORE_INDEX} of -log softmax(logits[b, t])[labels[b, t+1]]
 
-    Returns (loss, accuracy) as 0-dim tensors; accuracy is the fraction of those tokens whose argmax is
-    right, without gradient.
+    The mean is over all labelled targets of the batch (not per sequence). Returns (loss, accuracy) as
+    0-dim tensors; the loss is differentiable; accuracy is the fraction of those targets whose argmax
+    is right, without gradient.
     """
     if logits.dim() != 3 or labels.shape != logits.shape[:2]:
         raise ValueError(f"expected logits (B, T, V) and labels (B, T), got {tuple(logits.shape)} and {tuple(labels.shape)}")
@@ -101,7 +106,9 @@ def tokenize_prompt_target(tokenizer, prompts: list[str], targets: list[str], ma
     start (the end of a prompt, next to the target, matters most).
 
     Returns dict of (B, T) int64 tensors: ``input_ids``; ``attention_mask`` (1 on real tokens, 0 on
-    padding); ``labels`` (IGNORE_INDEX on prompt and padding, the token id on target tokens and EOS).
+    padding); ``labels`` (IGNORE_INDEX on prompt and padding, the token id on target tokens and EOS; not
+    shifted: ``lm_loss_and_accuracy`` shifts). With ``max_length`` each row keeps its whole target and EOS
+    and the last ``max_length - len(target + EOS)`` tokens of its prompt.
     """
     if len(prompts) != len(targets):
         raise ValueError(f"{len(prompts)} prompts but {len(targets)} targets")

@@ -100,12 +100,12 @@ def forward_with_cache(model: nn.Module, input_ids: torch.Tensor, cache=None):
 @torch.no_grad()
 def greedy_decode(model: nn.Module, input_ids: torch.Tensor, max_new_tokens: int,
                   stop_ids: set[int] | frozenset[int] = frozenset(), use_cache: bool = True) -> torch.Tensor:
-    """Greedy continuation of one prompt: (1, T) ids -> (1, n) new ids, n <= max_new_tokens.
+    """Greedy continuation of one prompt: (1, T) ids -> (1, n) int64 ids of the new tokens only, n <= max_new_tokens.
 
     At each step the next token is the argmax of the last position's logits. With ``use_cache`` the
     prompt is run once through ``forward_with_cache`` and every later step feeds only the newest token
     with the cache from the step before; without it, the whole sequence so far is re-run each step
-    (``model(input_ids=...).logits``: the same tokens, at quadratic cost). Decoding stops after a token in
+    (``model(input_ids=...).logits``: the same tokens, at quadratic cost; call i gets T + i tokens). Decoding stops after a token in
     ``stop_ids`` is produced (it is included in the output) or after ``max_new_tokens`` tokens.
     """
     if input_ids.dim() != 2 or input_ids.shape[0] != 1:

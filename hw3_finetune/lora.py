@@ -5,8 +5,9 @@ A frozen linear layer W (d_out, d_in) with bias b gets a trainable low-rank upda
     y = x W^T + b + (alpha / r) * x A^T B^T          A: (r, d_in), B: (d_out, r)
 
 B starts at zero, so the adapted model equals the pre-trained one before training; A starts random
-(Gaussian with variance 1/d_in) so that B receives a gradient at the first step. Only A and B are
-trained: r * (d_in + d_out) parameters instead of d_in * d_out.
+(mean 0, standard deviation 1/sqrt(d_in), e.g. Gaussian) so that B receives a gradient at the first
+step. Only A and B are trained: r * (d_in + d_out) parameters instead of d_in * d_out. All randomness
+comes from the ``generator`` argument (never the global random state).
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ class LoRALinear(nn.Module):
     Args:
         base: the pre-trained layer; its parameters are frozen (requires_grad=False).
         rank: r. alpha: the update is scaled by alpha / r (so changing r does not change the step size).
-        generator: seeds A's initialisation.
-    Shapes: (..., d_in) -> (..., d_out), like ``base``.
+        generator: A is drawn with it (the same seed gives the same A, whatever ``torch.manual_seed`` was).
+    Attributes: ``lora_A`` (r, d_in) and ``lora_B`` (d_out, r), ``nn.Parameter``s with the base weight's
+    dtype and device. Shapes: (..., d_in) -> (..., d_out), like ``base``.
     """
 
     def __init__(self, base: nn.Linear, rank: int, alpha: float = 16.0, generator: torch.Generator | None = None):

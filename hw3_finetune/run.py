@@ -9,8 +9,8 @@
 
 ``results/<experiment>.json`` is a table of runs, ``{name: results}`` in the cs330.training results schema
 (``merge``: a rerun replaces the run of the same name, e.g. ``k8-lora4`` or ``babi-k4-icl-instruction-order0``):
-``config`` the run's settings (task, k, method, order, n_eval, steps, lr, seed), ``env`` the device and
-versions, ``history`` the fine-tuning losses per step (empty for ICL and k = 0), ``final`` the scores,
+``config`` the run's settings (model, task, k, method, order, n_eval, steps, lr, seed), ``env`` the device,
+versions and data fingerprint (``text_fingerprint`` of the dataset the run read), ``history`` the fine-tuning losses per step (empty for ICL and k = 0), ``final`` the scores,
 trainable parameters, wall time (and ICL / LoRA: the first output). ``rows`` flattens a table for plots,
 tables and tests. Small settings (``--n-eval``, ``--k``) run on a laptop CPU in minutes. Models come
 from ``cs330.models.pretrained`` (offline: the installed packages).
@@ -19,6 +19,7 @@ from ``cs330.models.pretrained`` (offline: the installed packages).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -43,7 +44,29 @@ EVAL_SEED = 1234  # fixes every evaluation set; k-shot training sets use --seed
 # Results files
 
 
-CONFIG = ("task", "k", "method", "order", "n_eval", "steps", "lr", "seed")  # a row's settings; the rest is its outcome
+CONFIG = ("model", "task", "k", "method", "order", "n_eval", "steps", "lr", "seed")  # a row's settings; the rest is its outcome
+
+
+def text_fingerprint(*texts: list[str]) -> str:
+    """sha1 (16 hex digits) of lists of strings (a dataset as loaded): the same value means the same data."""
+    h = hashlib.sha1()
+    for strings in texts:
+        h.update(f"{len(strings)}\n".encode())
+        for t in strings:
+            h.update(t.encode() + b"\0")
+    return h.hexdigest()[:16]
+
+
+def data_fingerprint(task: str) -> str:
+    """The fingerprint of everything an experiment on ``task`` ("reviews", "babi", "xsum") reads from the data root."""
+    if task == "reviews":
+        data = text.load_clothing_reviews()
+        return text_fingerprint(data.texts, [str(int(y)) for y in data.labels])
+    if task == "babi":
+        return text_fingerprint(*[[" ".join(ex.story) + "|" + ex.question + "|" + ex.answer for ex in text.load_babi(1, split)]
+                                  for split in ("train", "test")])
+    docs = text.load_xsum()
+    return text_fingerprint([d.document for d in docs], [d.summary for d in docs])
 
 
 def record(row: dict, env: dict, history: list[dict] = ()) -> dict:
@@ -162,15 +185,15 @@ def zero_shot_embedding(texts, label_names, device, batch_size=64) -> torch.Tens
 
 def run_reviews(args) -> None:
     pool, evaluation = review_splits()
-    truth, runs, env = evaluation.labels, [], environment(args.device)
+    truth, runs, env = evaluation.labels, [], environment(args.device, data_fingerprint("reviews"))
     for k in args.k:
         if k == 0:
             start = time.time()
             majority = int(pool.class_counts().argmax())
-            runs.append(record(dict(k=0, method="majority", accuracy=float((truth == majority).float().mean()),
+            runs.append(record(dict(model=ENCODER, k=0, method="majority", accuracy=float((truth == majority).float().mean()),
                                     trainable_params=0, wall_s=0.0), env))
             pred = zero_shot_embedding(evaluation.texts, evaluation.label_names, args.device)
-            runs.append(record(dict(k=0, method="zero-shot", accuracy=float((pred == truth).float().mean()),
+            runs.append(record(dict(model=ENCODER, k=0, method="zero-shot", accuracy=float((pred == truth).float().mean()),
                                     trainable_params=0, wall_s=round(time.time() - start, 1)), env))
             print(*[{**r["config"], **r["final"]} for r in runs[-2:]], sep="\n", flush=True)
             continue
@@ -191,7 +214,7 @@ def run_reviews(args) -> None:
             losses = ft.finetune(model, params, ft.epoch_batches(len(train), batch_size, make_batch, args.seed), steps,
                                  lr, ft.classification_loss_and_accuracy, args.device)
             pred = classify(model, tokenizer, evaluation.texts, args.device)
-            runs.append(record(dict(k=k, method=mode, accuracy=float((pred == truth).float().mean()), steps=steps, lr=lr,
+            runs.append(record(dict(model=ENCODER, k=k, method=mode, accuracy=float((pred == truth).float().mean()), steps=steps, lr=lr,
                                     trainable_params=ft.count_parameters(params), wall_s=round(time.time() - start, 1),
                                     seed=args.seed), env, loss_history(losses)))
             print({**runs[-1]["config"], **runs[-1]["final"]}, flush=True)
@@ -238,7 +261,7 @@ def run_icl(args) -> None:
     tokenizer, model = load_causal_lm(LM)
     model.to(args.device).eval()
     pool, evaluation, make_prompt, gen = task_data(args.task, args.n_eval)
-    runs, env = [], environment(args.device)
+    runs, env = [], environment(args.device, data_fingerprint(args.task))
     for k in args.k:
         for style in args.formats:
             for order in range(args.orders if k > 1 else 1):
@@ -251,7 +274,7 @@ def run_icl(args) -> None:
                         support = [support[j] for j in np.random.default_rng([order, i]).permutation(k)]
                     prompts.append(make_prompt(support, query, style))
                 outputs = generate_all(model, tokenizer, prompts, args.device, gen["max_new_tokens"], f"{args.task} k={k} {style}")
-                runs.append(record(dict(task=args.task, k=k, method=f"icl-{style}", order=order,
+                runs.append(record(dict(model=LM, task=args.task, k=k, method=f"icl-{style}", order=order,
                                         **score(args.task, outputs, evaluation), n_eval=len(evaluation), trainable_params=0,
                                         wall_s=round(time.time() - start, 1), seed=args.seed, example_output=outputs[0]), env))
                 print({k: v for k, v in {**runs[-1]["config"], **runs[-1]["final"]}.items() if k != "example_output"}, flush=True)
@@ -260,7 +283,7 @@ def run_icl(args) -> None:
 
 def run_lora_lm(args) -> None:
     pool, evaluation, make_prompt, gen = task_data(args.task, args.n_eval)
-    runs, env = [], environment(args.device)
+    runs, env = [], environment(args.device, data_fingerprint(args.task))
     for k in args.k:
         start = time.time()
         tokenizer, model = load_causal_lm(LM)
@@ -280,7 +303,7 @@ def run_lora_lm(args) -> None:
                              ft.lm_loss_and_accuracy, args.device, log_every=10)
         outputs = generate_all(model, tokenizer, [make_prompt([], q, "instruction") for q in evaluation], args.device,
                                gen["max_new_tokens"], f"{args.task} LoRA k={k}")
-        runs.append(record(dict(task=args.task, k=k, method=f"lora{args.rank}", **score(args.task, outputs, evaluation),
+        runs.append(record(dict(model=LM, task=args.task, k=k, method=f"lora{args.rank}", **score(args.task, outputs, evaluation),
                                 n_eval=len(evaluation), steps=steps, lr=args.lr, trainable_params=ft.count_parameters(params),
                                 wall_s=round(time.time() - start, 1), seed=args.seed, example_output=outputs[0]),
                            env, loss_history(losses)))

@@ -95,7 +95,7 @@ def test_xsum_instruction_format(student):
          "Article: Scientists found a new species of frog in the rainforest.\nSummary:", "format 'instruction'")
 
 
-@graded("3b-1-basic", points=0.5, timeout=30)
+@graded("3b-1-basic", points=1, timeout=30)
 def test_xsum_none_and_custom_formats(student):
     """xsum_prompt, formats "none" and "custom": the exact 1-shot strings."""
     same(xsum(student, [DOC_2], DOC_3, "none"),

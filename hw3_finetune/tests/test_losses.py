@@ -63,7 +63,7 @@ def test_classification_loss_is_differentiable(student):
         "the gradient of the loss is not the one of the mean cross-entropy"
 
 
-@graded("2a-3-hidden", points=0.5, timeout=30)
+@graded("2a-3-hidden", points=1, timeout=30)
 def test_accuracy_has_no_gradient(student):
     """Both results are 0-dim tensors and the accuracy carries no gradient."""
     logits, labels = classification_case(seed=3)

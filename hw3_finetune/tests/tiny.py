@@ -146,7 +146,7 @@ class WordTokenizer:
         self.vocab = {self.pad_token: 0, self.eos_token: 1, **{w: i + 2 for i, w in enumerate(words)}}
 
     def encode(self, text, add_special_tokens=True, **_):
-        pieces = re.findall(r"</s>|<pad>|\S+", text)
+        pieces = re.findall(r"</s>|<pad>|(?:(?!</s>|<pad>)\S)+", text)
         unknown = [p for p in pieces if p not in self.vocab]
         if unknown:
             raise KeyError(f"WordTokenizer: unknown words {unknown}")
