@@ -274,7 +274,8 @@ class _Collector:
                 if new:
                     self._add(node, f"swap-call-{name}-{new}", ast.Call(ast.Attribute(func.value, new, ast.Load()), node.args, node.keywords))
         elif name in BUILTIN_SWAPS:
-            self._add(node, f"swap-call-{name}-{BUILTIN_SWAPS[name]}", ast.Call(ast.Name(BUILTIN_SWAPS[name], ast.Load()), node.args, node.keywords))
+            new = BUILTIN_SWAPS[name]
+            self._add(node, f"swap-call-{name}-{new}", ast.Call(ast.Name(new, ast.Load()), node.args, node.keywords))
             return  # max(a, 1): no dim there
         # boolean keywords (create_graph=, retain_graph=, keepdim=, ...) and dim= / axis=
         for i, kw in enumerate(node.keywords):
@@ -380,7 +381,7 @@ def _function_form(func: ast.expr) -> bool:
     if not isinstance(func, ast.Attribute):
         return True
     value = func.value
-    return (isinstance(value, ast.Name) and value.id in FUNCTION_NAMESPACES) or (isinstance(value, ast.Attribute) and value.attr in FUNCTION_NAMESPACES)
+    return _call_name(value) in FUNCTION_NAMESPACES
 
 
 def _int_literal(node: ast.expr) -> int | None:
