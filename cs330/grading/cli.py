@@ -46,6 +46,9 @@ def add_parsers(sub) -> None:
     p.add_argument("--jobs", type=int, default=1, help="mutants graded at the same time")
     p.add_argument("--equivalent", type=Path, help="reviewed equivalent mutants [default: tests/mutation/<hw folder>.toml]")
     p.add_argument("--out", type=Path, help="report JSON, written after every mutant [default: ./mutants-<hw folder>.json]")
+    p.add_argument("--first", action="append", metavar="TEST_FILE",
+                   help="grade each mutant with only this (fast) test file first: killed if a test there fails, "
+                        "else graded in full; repeatable (test_model.py)")
     p.add_argument("--resume", action="store_true", help="reuse the verdicts in --out made with the same tests, reference and grader")
     p.set_defaults(func=cmd_mutants)
 

@@ -460,6 +460,7 @@ class Result:
     tests_seconds: float = 0.0  # of which running tests (the rest: starting the test process and the worker)
     until_loss_seconds: float = 0.0  # running the tests up to the first one that lost points (in id order)
     note: str = ""  # the equivalence reason, or a grader fault
+    stage: str = "full"  # "first": killed by the --first test files alone (score, lost: of that grading)
     sha: str = ""  # of the mutated file: a verdict is reused (--resume) only for the same text
 
 
@@ -503,6 +504,10 @@ class Measurement:
             lines.append(f"{len(graded)} mutants graded in {self.seconds:.0f} s with --jobs {self.jobs}: {per:.1f} s a grading, "
                          f"{tests:.1f} s of it running tests, {per - tests:.1f} s starting processes")
             killed = [r for r in graded if r.status == "killed"]
+            early = [r for r in killed if r.stage == "first"]
+            if early:
+                lines.append(f"({len(early)} of the {len(killed)} killed mutants lost points in the --first test files alone, "
+                             f"{sum(r.seconds for r in early) / len(early):.1f} s a grading)")
             if killed:
                 after = sum(r.tests_seconds - r.until_loss_seconds for r in killed)
                 lines.append(f"(tests after the first lost point: {after / len(killed):.1f} s a killed mutant, "
@@ -561,21 +566,24 @@ def _sha(text: str) -> str:
 
 
 def measure(hw: homework.Homework, mutants: list[Mutant], equivalent: dict[str, str] | None = None, jobs: int = 1,
-            log=print, previous: dict | None = None, report: Path | None = None) -> Measurement:
+            log=print, previous: dict | None = None, report: Path | None = None, first: list[str] | None = None) -> Measurement:
     """Grade the reference (it must get full marks), then every mutant not listed as equivalent.
 
     A mutant killed only by timeouts is graded again alone, after the others: a busy machine (other
     gradings beside it) must not count as a test that catches the mistake. ``previous``: a
     report (``to_json``) whose verdicts are reused for the same mutated text, when it was made with
     the same tests, reference and grader (fingerprint). ``report``: written after every verdict, so
-    an interrupted run can be resumed."""
+    an interrupted run can be resumed. ``first``: test files (the fast ones) that grade each mutant
+    first, on a bundle holding only them: a test there that fails or crashes is a lost point of the
+    full grading too (every test runs on its own fresh worker), so the mutant is killed without
+    running the slow files; otherwise it is graded in full."""
     equivalent = equivalent or {}
     start = time.monotonic()
     with grader.bundle_for(hw.root) as (bundle, hide), tempfile.TemporaryDirectory(prefix="cs330-mutants-") as tmp:
-        def grade(mutant: Mutant | None, name: str) -> grader.Report:
+        def grade(mutant: Mutant | None, name: str, on: Path = bundle) -> grader.Report:
             submission = submission_with(hw, Path(tmp) / name / hw.folder, mutant)
             try:
-                return grader.grade_bundle(bundle, submission, hide=hide)
+                return grader.grade_bundle(on, submission, hide=hide)
             finally:
                 shutil.rmtree(submission.parent, ignore_errors=True)
 
@@ -587,10 +595,13 @@ def measure(hw: homework.Homework, mutants: list[Mutant], equivalent: dict[str, 
                         for r in previous.get("mutants", []) if r.get("status") in ("killed", "survived")}
         elif previous:
             log("previous report made with other tests, reference or grader: every mutant is graded again")
+        quick = _bundle_with_tests(bundle, first, Path(tmp) / "first") if first else None
         reference = grade(None, "reference")
-        if reference.fault or not reference.max_score or reference.score < reference.max_score:
-            raise MutantsError(f"the reference does not get full marks, so mutants cannot be judged:\n{reference.table()}")
-        log(f"reference: {reference.score:g}/{reference.max_score:g} in {reference.execution_time:.1f} s")
+        for on, what in [(bundle, "the reference"), *([(quick, f"the reference on {', '.join(first)}")] if quick else [])]:
+            checked = reference if on == bundle else grade(None, "reference-first", quick)
+            if checked.fault or not checked.max_score or checked.score < checked.max_score:
+                raise MutantsError(f"{what} does not get full marks, so mutants cannot be judged:\n{checked.table()}")
+            log(f"{what}: {checked.score:g}/{checked.max_score:g} in {checked.execution_time:.1f} s")
         ids = {m.id for m in mutants}
         result = Measurement(homework=hw.folder, reference_score=reference.score, max_score=reference.max_score, results=[],
                              stale=sorted(i for i in equivalent if i not in ids), seconds=0.0, jobs=jobs, fingerprint=print_)
@@ -605,8 +616,19 @@ def measure(hw: homework.Homework, mutants: list[Mutant], equivalent: dict[str, 
                 log(f"[{n + 1}/{len(mutants)}] {verdict.status:8s} {mutant.id}  (from the previous report)")
             else:
                 verdict = Result(mutant.id, mutant.file, mutant.line, mutant.operator, mutant.diff, "", sha=_sha(mutant.text))
-                _verdict(verdict, grade(mutant, f"m{n}"), reference.score)
-                log(f"[{n + 1}/{len(mutants)}] {verdict.status:8s} {mutant.id}  ({verdict.score:g}/{verdict.max_score:g}, {verdict.seconds:.1f} s)")
+                spent = 0.0
+                if quick is not None:
+                    trial = grade(mutant, f"m{n}-first", quick)
+                    if not trial.fault and any(o.score < o.points and o.status != "timeout" for o in trial.outcomes):
+                        _verdict(verdict, trial, trial.max_score)  # a test failed or crashed: a lost point
+                        verdict.stage = "first"
+                    else:
+                        spent = trial.execution_time  # nothing conclusive there: the full grading decides
+                if verdict.stage != "first":
+                    _verdict(verdict, grade(mutant, f"m{n}"), reference.score)
+                    verdict.seconds += spent
+                log(f"[{n + 1}/{len(mutants)}] {verdict.status:8s} {mutant.id}  ({verdict.score:g}/{verdict.max_score:g}"
+                    f"{' on ' + ', '.join(first) if verdict.stage == 'first' else ''}, {verdict.seconds:.1f} s)")
             with lock:
                 result.results.append(verdict)
                 if report is not None:
@@ -618,15 +640,30 @@ def measure(hw: homework.Homework, mutants: list[Mutant], equivalent: dict[str, 
             results = list(pool.map(judge, range(len(mutants)), mutants))
         for n, (mutant, verdict) in enumerate(zip(mutants, results)):
             if verdict.status == "killed" and not verdict.note and _only_timeouts(verdict):
-                first = f"only timeouts ({', '.join(verdict.lost)}) when first graded; graded again alone"
+                note = f"only timeouts ({', '.join(verdict.lost)}) when first graded; graded again alone"
                 _verdict(verdict, grade(mutant, f"again{n}"), reference.score)
-                verdict.note = first
+                verdict.note, verdict.stage = note, "full"
                 log(f"[again] {verdict.status:8s} {mutant.id}  ({verdict.score:g}/{verdict.max_score:g}, {verdict.seconds:.1f} s)")
     result.results = results  # in source order
     result.seconds = time.monotonic() - start
     if report is not None:
         write_report(result, report)
     return result
+
+
+def _bundle_with_tests(bundle: Path, files: list[str], dest: Path) -> Path:
+    """A copy of ``bundle`` whose tests folder keeps, of its test files, only ``files`` (names
+    relative to the tests folder; helpers such as conftest.py and probes.py stay)."""
+    tests = sorted(p.relative_to(bundle / "tests").as_posix() for p in (bundle / "tests").rglob("test_*.py"))
+    wanted = {f.removeprefix("tests/") for f in files}
+    unknown = sorted(wanted - set(tests))
+    if unknown:
+        raise MutantsError(f"--first {', '.join(unknown)}: not a test file of this homework (those are {', '.join(tests)})")
+    shutil.copytree(bundle, dest)
+    for rel in tests:
+        if rel not in wanted:
+            (dest / "tests" / rel).unlink()
+    return dest
 
 
 def _only_timeouts(result: Result) -> bool:
@@ -684,7 +721,8 @@ def main(hw: homework.Homework, args) -> int:
         print(f"cs330 mutants: {hw.folder}: {len(chosen)} mutants; {len(equivalent)} listed as equivalent in {table}", flush=True)
         out = args.out or Path(f"mutants-{hw.folder}.json")
         previous = json.loads(out.read_text()) if args.resume and out.is_file() else None
-        result = measure(hw, chosen, equivalent, jobs=args.jobs, log=lambda line: print(line, flush=True), previous=previous, report=out)
+        result = measure(hw, chosen, equivalent, jobs=args.jobs, log=lambda line: print(line, flush=True), previous=previous,
+                         report=out, first=args.first)
         result.stale = sorted(i for i in equivalent if i not in {m.id for m in every})
     except MutantsError as e:
         print(f"cs330 mutants: {e}", file=sys.stderr)

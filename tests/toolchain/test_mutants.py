@@ -162,8 +162,9 @@ def test_mutants_of_the_toy_homework_are_graded_by_the_real_grader(tmp_path, toy
     assert report["reference_score"] == report["max_score"] == 8
 
 
-def fake_grader(calls, verdicts):
-    """A stand-in for grader.grade_bundle: the tests of ``verdicts`` (text in toy.py -> statuses)."""
+def fake_grader(calls, verdicts, caught_by_test_toy=()):
+    """A stand-in for grader.grade_bundle: the tests of ``verdicts`` (text in toy.py -> statuses);
+    texts in ``caught_by_test_toy`` fail only where the bundle has tests/test_toy.py."""
     from cs330.grading import grader
     from cs330.grading.runner import Outcome
 
@@ -171,6 +172,8 @@ def fake_grader(calls, verdicts):
         text = (submission / "toy.py").read_text()
         calls.append(text)
         statuses = next((v for k, v in verdicts.items() if k in text), ["passed", "passed"])
+        if (bundle / "tests" / "test_toy.py").is_file() and any(k in text for k in caught_by_test_toy):
+            statuses = ["passed", "failed"]
         outcomes = [Outcome(nodeid=f"t{i}", id=f"1a-{i}-basic", points=1, visibility="visible", hidden=False, doc="", timeout=5,
                             status=s, message=s, duration=0.5) for i, s in enumerate(statuses)]
         return grader.Report(submission=str(submission), outcomes=outcomes, execution_time=2.0)
@@ -213,3 +216,17 @@ def test_a_reference_without_full_marks_stops_the_measurement(toyhw, monkeypatch
     with pytest.raises(mutants.MutantsError, match="full marks"):
         mutants.measure(toyhw, mutants.homework_mutants(toyhw)[:3], log=lambda _: None)
     assert len(calls) == 1
+
+
+def test_first_test_files_kill_what_they_catch_and_the_rest_is_graded_in_full(toyhw, monkeypatch):
+    from cs330.grading import grader
+
+    calls = []
+    monkeypatch.setattr(grader, "grade_bundle", fake_grader(calls, {"x.min(": ["failed", "passed"]}, caught_by_test_toy=["keepdim=False"]))
+    chosen = [m for m in mutants.homework_mutants(toyhw) if m.operator in ("swap-call-max-min", "toggle-keepdim", "swap-op-Sub-Add")][:3]
+    result = mutants.measure(toyhw, chosen, log=lambda _: None, first=["test_toy_hidden.py"])
+    verdicts = {r.operator: (r.status, r.stage) for r in result.results}
+    assert verdicts == {"swap-call-max-min": ("killed", "first"), "toggle-keepdim": ("killed", "full"), "swap-op-Sub-Add": ("survived", "full")}
+    assert len(calls) == 2 + 1 + 2 + 2  # the reference on both bundles; one grading for the first; two for the others
+    with pytest.raises(mutants.MutantsError, match="not a test file"):
+        mutants.measure(toyhw, chosen, log=lambda _: None, first=["test_nothing.py"])
