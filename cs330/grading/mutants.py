@@ -36,7 +36,7 @@ from pathlib import Path
 
 import cs330
 from cs330.grading import grader, homework
-from cs330.grading.markers import BEGIN_SOLUTION, END_SOLUTION, INLINE_SOLUTION, strip_solutions
+from cs330.grading.markers import BEGIN_SOLUTION, END_SOLUTION, INLINE_SOLUTION, MarkerError, strip_solutions
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -566,7 +566,8 @@ def _sha(text: str) -> str:
 
 
 def measure(hw: homework.Homework, mutants: list[Mutant], equivalent: dict[str, str] | None = None, jobs: int = 1,
-            log=print, previous: dict | None = None, report: Path | None = None, first: list[str] | None = None) -> Measurement:
+            log=print, previous: dict | None = None, report: Path | None = None, first: list[str] | None = None,
+            every: set[str] | None = None) -> Measurement:
     """Grade the reference (it must get full marks), then every mutant not listed as equivalent.
 
     A mutant killed only by timeouts is graded again alone, after the others: a busy machine (other
@@ -576,7 +577,8 @@ def measure(hw: homework.Homework, mutants: list[Mutant], equivalent: dict[str, 
     an interrupted run can be resumed. ``first``: test files (the fast ones) that grade each mutant
     first, on a bundle holding only them: a test there that fails or crashes is a lost point of the
     full grading too (every test runs on its own fresh worker), so the mutant is killed without
-    running the slow files; otherwise it is graded in full."""
+    running the slow files; otherwise it is graded in full. ``every``: the ids of all the homework's
+    mutants (equivalence entries naming none of them are stale; default: those of ``mutants``)."""
     equivalent = equivalent or {}
     start = time.monotonic()
     with grader.bundle_for(hw.root) as (bundle, hide), tempfile.TemporaryDirectory(prefix="cs330-mutants-") as tmp:
@@ -602,7 +604,7 @@ def measure(hw: homework.Homework, mutants: list[Mutant], equivalent: dict[str, 
             if checked.fault or not checked.max_score or checked.score < checked.max_score:
                 raise MutantsError(f"{what} does not get full marks, so mutants cannot be judged:\n{checked.table()}")
             log(f"{what}: {checked.score:g}/{checked.max_score:g} in {checked.execution_time:.1f} s")
-        ids = {m.id for m in mutants}
+        ids = every if every is not None else {m.id for m in mutants}
         result = Measurement(homework=hw.folder, reference_score=reference.score, max_score=reference.max_score, results=[],
                              stale=sorted(i for i in equivalent if i not in ids), seconds=0.0, jobs=jobs, fingerprint=print_)
         lock = threading.Lock()
@@ -690,6 +692,13 @@ def write_report(measurement: Measurement, path: Path) -> None:
     tmp.replace(path)  # never a half-written report
 
 
+def _read_report(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise MutantsError(f"--resume: cannot read {path}: {e}") from None
+
+
 def spread(mutants: list[Mutant], n: int) -> list[Mutant]:
     """``n`` mutants evenly spread over the list (deterministic: the same ones every time)."""
     if n >= len(mutants):
@@ -711,20 +720,19 @@ def main(hw: homework.Homework, args) -> int:
             chosen = spread(chosen, args.sample)
         if args.limit is not None:
             chosen = chosen[: args.limit]
-        if args.list:
-            for m in chosen:
-                print(f"{m.id}\n    {m.diff}")
-            print(f"{len(chosen)} mutants" + (f" (of {len(every)})" if len(chosen) != len(every) else ""))
-            return 0
         table = args.equivalent or equivalence_file(hw)
         equivalent = load_equivalent(table)
+        if args.list:
+            for m in chosen:
+                print(f"{m.id}\n    {m.diff}" + (f"\n    equivalent: {equivalent[m.id]}" if m.id in equivalent else ""))
+            print(f"{len(chosen)} mutants" + (f" (of {len(every)})" if len(chosen) != len(every) else ""))
+            return 0
         print(f"cs330 mutants: {hw.folder}: {len(chosen)} mutants; {len(equivalent)} listed as equivalent in {table}", flush=True)
         out = args.out or Path(f"mutants-{hw.folder}.json")
-        previous = json.loads(out.read_text()) if args.resume and out.is_file() else None
+        previous = _read_report(out) if args.resume and out.is_file() else None
         result = measure(hw, chosen, equivalent, jobs=args.jobs, log=lambda line: print(line, flush=True), previous=previous,
-                         report=out, first=args.first)
-        result.stale = sorted(i for i in equivalent if i not in {m.id for m in every})
-    except MutantsError as e:
+                         report=out, first=args.first, every={m.id for m in every})
+    except (MutantsError, MarkerError) as e:
         print(f"cs330 mutants: {e}", file=sys.stderr)
         return 2
     write_report(result, out)
