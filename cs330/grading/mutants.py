@@ -613,9 +613,9 @@ def measure(hw: homework.Homework, mutants: list[Mutant], equivalent: dict[str, 
             old = reusable.get(mutant.id)
             if mutant.id in equivalent:
                 verdict = Result(mutant.id, mutant.file, mutant.line, mutant.operator, mutant.diff, "equivalent", note=equivalent[mutant.id])
+                detail = "listed"
             elif old is not None and old.sha == _sha(mutant.text):
-                verdict = old
-                log(f"[{n + 1}/{len(mutants)}] {verdict.status:8s} {mutant.id}  (from the previous report)")
+                verdict, detail = old, "from the previous report"
             else:
                 verdict = Result(mutant.id, mutant.file, mutant.line, mutant.operator, mutant.diff, "", sha=_sha(mutant.text))
                 spent = 0.0
@@ -629,15 +629,19 @@ def measure(hw: homework.Homework, mutants: list[Mutant], equivalent: dict[str, 
                 if verdict.stage != "first":
                     _verdict(verdict, grade(mutant, f"m{n}"), reference.score)
                     verdict.seconds += spent
-                log(f"[{n + 1}/{len(mutants)}] {verdict.status:8s} {mutant.id}  ({verdict.score:g}/{verdict.max_score:g}"
-                    f"{' on ' + ', '.join(first) if verdict.stage == 'first' else ''}, {verdict.seconds:.1f} s)")
+                where = f" on {', '.join(first)}" if verdict.stage == "first" else ""
+                detail = f"{verdict.score:g}/{verdict.max_score:g}{where}, {verdict.seconds:.1f} s"
             with lock:
                 result.results.append(verdict)
+                done, elapsed = len(result.results), time.monotonic() - begun
+                left = elapsed / done * (len(mutants) - done)
+                log(f"[{done}/{len(mutants)}] {verdict.status:10s} {mutant.id}  ({detail}; ~{left / 60:.0f} min left)")
                 if report is not None:
                     result.seconds = time.monotonic() - start
                     write_report(result, report)
             return verdict
 
+        begun = time.monotonic()
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
             results = list(pool.map(judge, range(len(mutants)), mutants))
         for n, (mutant, verdict) in enumerate(zip(mutants, results)):
@@ -645,7 +649,7 @@ def measure(hw: homework.Homework, mutants: list[Mutant], equivalent: dict[str, 
                 note = f"only timeouts ({', '.join(verdict.lost)}) when first graded; graded again alone"
                 _verdict(verdict, grade(mutant, f"again{n}"), reference.score)
                 verdict.note, verdict.stage = note, "full"
-                log(f"[again] {verdict.status:8s} {mutant.id}  ({verdict.score:g}/{verdict.max_score:g}, {verdict.seconds:.1f} s)")
+                log(f"[again] {verdict.status:10s} {mutant.id}  ({verdict.score:g}/{verdict.max_score:g}, {verdict.seconds:.1f} s)")
     result.results = results  # in source order
     result.seconds = time.monotonic() - start
     if report is not None:
