@@ -423,7 +423,8 @@ def homework_mutants(hw: homework.Homework, files: list[str] | None = None) -> l
 
 
 def equivalence_file(hw: homework.Homework) -> Path:
-    """``tests/mutation/<hw folder>.toml`` of the repository (or next to the homework when it is not in one)."""
+    """``tests/mutation/<hw folder>.toml`` of the course repository that holds the cs330 package (where
+    the package is installed from elsewhere: ``tests/mutation`` beside the homework's folder)."""
     from cs330.data.root import repo_root
 
     root = repo_root() or hw.root.parent
