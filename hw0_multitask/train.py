@@ -70,6 +70,15 @@ def evaluate(model: mt.MultiTaskRecommender, train: MovieLens, test: MovieLens) 
     return {"mse": error**2, "rmse": error, "mrr": mrr, "mrr_pairs": mrr_pairs}
 
 
+def data_fingerprint(train: MovieLens, test: MovieLens) -> str:
+    """``cs330.training.fingerprint`` of the whole rating table (train and test together, sorted by user
+    and item): the same for every split seed, so a results file names the data it came from."""
+    users, items = torch.cat([train.users, test.users]), torch.cat([train.items, test.items])
+    order = (users * train.n_items + items).argsort(stable=True)
+    ratings = torch.cat([train.ratings, test.ratings])
+    return fingerprint({"users": users[order], "items": items[order], "ratings": ratings[order]})
+
+
 # ----------------------------------------------------------------------------------------------
 # Training
 
@@ -156,10 +165,8 @@ def run(args, lam: float, train: MovieLens, test: MovieLens, data_kind: str) -> 
                   lr=args.lr, weight_decay=args.weight_decay, seed=args.seed, progress=not args.no_progress)
     config = {k: getattr(args, k) for k in ("arch", "weighting", "epochs", "seed", "dim", "hidden", "dropout",
                                             "batch_size", "lr", "weight_decay")}
-    data = {f"{split}_{key}": getattr(s, key) for split, s in (("train", train), ("test", test))
-            for key in ("users", "items", "ratings")}
     final = {**best_of(history), "n_train": len(train), "n_test": len(test), "wall_s": round(history[-1]["time_s"], 1)}
-    return make_results(name, {**config, "lam": lam, "data": data_kind}, environment(device, fingerprint(data)),
+    return make_results(name, {**config, "lam": lam, "data": data_kind}, environment(device, data_fingerprint(train, test)),
                         history, final)
 
 

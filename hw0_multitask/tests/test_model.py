@@ -282,10 +282,13 @@ def test_uncertainty_weighting_hidden(student, reference):
 
 @graded("4b-0-basic", points=1)
 def test_pcgrad_basic(student):
-    """Gradients that do not conflict are simply added."""
+    """Gradients that do not conflict (dot product >= 0, a zero gradient included) are simply added."""
     g1, g2 = torch.tensor([1.0, 2.0, 0.0]), torch.tensor([0.5, 0.0, 3.0])
     out = expect_tensor(student.model.pcgrad(g1, g2), "pcgrad", (3,))
     assert torch.allclose(out, g1 + g2), "non-conflicting gradients (dot product >= 0) must be summed unchanged: project only when g_rank . g_rate < 0"
+    with_zero = expect_tensor(student.model.pcgrad(g1, torch.zeros(3)), "pcgrad", (3,))
+    assert torch.allclose(with_zero, g1), \
+        f"pcgrad(g, 0) = {with_zero.tolist()}, expected g: a zero gradient conflicts with nothing (dot = 0 is no conflict; do not divide by |0|^2)"
 
 
 @graded("4b-1-hidden", points=3)

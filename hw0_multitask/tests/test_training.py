@@ -97,20 +97,47 @@ def test_metrics_artifact():
             assert key in run["history"][0], f"{name}: history rows lack {key!r}"
 
 
-@graded("6a-1-hidden", points=3)
-def test_metrics_artifact_hidden():
-    """The runs are on the real MovieLens 100K and their numbers are plausible."""
+# What each required run must reach in its own history (the handout states these): the default 30 epochs
+# reach best RMSE 0.900-0.910 and best MRR 0.30-0.33 (RESULTS.md, seeds 0-2); about 15 epochs reach the bars.
+MAX_BEST_RMSE, MIN_BEST_MRR = 0.93, 0.25
+CONFIG_KEYS = {"arch", "weighting", "epochs", "seed", "dim", "hidden", "dropout", "batch_size", "lr", "weight_decay", "lam", "data"}
+
+
+def run_name_of(config):
+    """The name train.py gives a run with this config."""
+    return f"{config['arch']}-{config['weighting']}" + (f"-lam{config['lam']:g}" if config["weighting"] == "fixed" else "")
+
+
+@graded("6a-1-hidden", points=1)
+def test_metrics_artifact_from_train_py():
+    """Every run was written by train.py on MovieLens 100K: its config, name, data fingerprint and summary agree with its history."""
     runs = load_runs()
     # BEGIN HIDDEN
-    for run_name, record in runs.items():
-        config, final = record["config"], record["final"]
+    movielens_100k = "f0d9250ead4f192f"  # train.data_fingerprint of MovieLens 100K (any split seed)
+    for run_name, entry in runs.items():
+        config, final, history = entry["config"], entry["final"], entry["history"]
+        missing = CONFIG_KEYS - set(config)
+        assert not missing, f"{run_name}: the config lacks {sorted(missing)}: not written by train.py"
         assert config["data"] == "real", f"{run_name}: trained on {config['data']} data, not MovieLens 100K"
+        assert entry["env"]["data_fingerprint"] == movielens_100k, \
+            f"{run_name}: data fingerprint {entry['env']['data_fingerprint']}, not MovieLens 100K's: rerun train.py on the real data"
+        assert run_name == run_name_of(config), f"{run_name}: train.py would name this config {run_name_of(config)!r}"
         assert final["n_train"] + final["n_test"] == 100_000, f"{run_name}: {final['n_train']} + {final['n_test']} ratings, expected 100,000"
-        assert len(record["history"]) == config["epochs"], f"{run_name}: history length != epochs"
-        rmse, mrr = [r["rmse"] for r in record["history"]], [r["mrr"] for r in record["history"]]
-        assert abs(final["rmse"] - min(rmse)) < 1e-9 and abs(final["mrr"] - max(mrr)) < 1e-9, f"{run_name}: best != history"
-        assert all(0.0 <= m <= 1.0 for m in mrr), f"{run_name}: MRR outside [0, 1]"
-        if run_name in REQUIRED:
-            assert 0.80 < final["rmse"] < 0.97, f"{run_name}: best RMSE {final['rmse']:.3f} is implausible (expected 0.80-0.97)"
-            assert 0.05 < final["mrr"] < 0.6, f"{run_name}: best MRR {final['mrr']:.3f} is implausible (expected 0.05-0.6)"
+        assert [r["step"] for r in history] == list(range(1, config["epochs"] + 1)), f"{run_name}: one history row per epoch expected"
+        best_rmse, best_mrr = min(history, key=lambda r: r["rmse"]), max(history, key=lambda r: r["mrr"])
+        assert (final["rmse"], final["rmse_epoch"], final["mrr"], final["mrr_epoch"]) == \
+            (best_rmse["rmse"], best_rmse["step"], best_mrr["mrr"], best_mrr["step"]), f"{run_name}: final is not the best of its history"
+    # END HIDDEN
+
+
+@graded("6a-2-hidden", points=2)
+def test_required_runs_reach_the_bars():
+    """Each required run reaches, in its history, a best test RMSE <= 0.93 and a best MRR >= 0.25."""
+    runs = load_runs()
+    # BEGIN HIDDEN
+    for name in REQUIRED:
+        assert name in runs, f"results/metrics.json lacks the run {name!r}"
+        rmse_values, mrr_values = [r["rmse"] for r in runs[name]["history"]], [r["mrr"] for r in runs[name]["history"]]
+        assert min(rmse_values) <= MAX_BEST_RMSE, f"{name}: best test RMSE {min(rmse_values):.4f}, the bar is {MAX_BEST_RMSE}"
+        assert max(mrr_values) >= MIN_BEST_MRR, f"{name}: best MRR {max(mrr_values):.4f}, the bar is {MIN_BEST_MRR}"
     # END HIDDEN
