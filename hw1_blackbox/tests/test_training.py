@@ -63,7 +63,12 @@ def test_short_training_run_beats_chance(student):
 # ---------------------------------------------------------------------------------------------
 # Question 3: the artifacts of your Omniglot runs (python train.py ..., see the README)
 
-REQUIRED = {(1, 2): 0.75, (2, 2): 0.75, (1, 3): 0.55, (1, 4): 0.45}  # (K, N): least best test accuracy (hidden check)
+# (K, N): the best test query accuracy each required run must reach in its history (the handout states these).
+# 3000 steps (1-7 min a run on one core) reach them with margin: the reference's results/ runs reach best 0.917 /
+# 0.932 / 0.813 / 0.581 and cross the bars at steps 600 / 700 / 1500 / 1900; an older sampler's random stream
+# gave 0.905 / 0.938 / 0.798 / 0.596 at 3000 steps (RESULTS.md).
+REQUIRED = {(1, 2): 0.85, (2, 2): 0.88, (1, 3): 0.72, (1, 4): 0.50}
+CONFIG_KEYS = {"n_way", "k_shot", "meta_batch_size", "model", "seed", "data", "lr", "hidden_dim", "steps"}
 
 
 def load_run(name):
@@ -96,16 +101,34 @@ def test_required_runs():
         check_run(name, run)
 
 
-@graded("3a-1-hidden", points=3)
-def test_required_runs_learned():
-    """The required runs are on Omniglot and clearly beat chance."""
-    runs = {f"lstm-k{K}-n{N}": (K, N, load_run(f"lstm-k{K}-n{N}")) for (K, N) in REQUIRED}
+@graded("3a-1-hidden", points=1)
+def test_required_runs_from_train_py():
+    """The required runs were written by train.py on Omniglot: config, name, data fingerprint and summary agree."""
+    runs = {f"lstm-k{K}-n{N}": load_run(f"lstm-k{K}-n{N}") for (K, N) in REQUIRED}
     # BEGIN HIDDEN
-    for name, (K, N, run) in runs.items():
-        assert run["config"]["data"] == "omniglot", f"{name}: trained on {run['config']['data']}, not Omniglot"
-        best = max(r["test_acc"] for r in run["history"])
-        assert best >= REQUIRED[(K, N)], f"{name}: best test query accuracy {best:.3f}, expected at least {REQUIRED[(K, N)]}"
-        assert run["history"][-1]["test_loss"] < math.log(N), f"{name}: final test loss is not below chance (ln {N})"
+    omniglot = "d83648dab9db5612"  # cs330.training.fingerprint of Omniglot's course train and test splits, as train.py loads them
+    for name, run in runs.items():
+        settings, rows = run["config"], run["history"]
+        missing = CONFIG_KEYS - set(settings)
+        assert not missing, f"{name}: the config lacks {sorted(missing)}: not written by train.py"
+        assert settings["data"] == "omniglot", f"{name}: trained on {settings['data']}, not Omniglot"
+        assert run["env"]["data_fingerprint"] == omniglot, \
+            f"{name}: data fingerprint {run['env']['data_fingerprint']}, not Omniglot's: rerun train.py on Omniglot (cs330 data info)"
+        assert run["name"] == name, f"results/{name}.json holds the run {run['name']!r}"
+        accs = [r["test_acc"] for r in rows]
+        assert run["final"].get("best_test_acc") == max(accs), f"{name}: final best_test_acc is not the best of its history"
+    # END HIDDEN
+
+
+@graded("3a-2-hidden", points=2)
+def test_required_runs_reach_the_bars():
+    """Each required run's history reaches its bar of best test query accuracy: (K, N) = (1, 2) 0.85, (2, 2) 0.88,
+    (1, 3) 0.72, (1, 4) 0.50."""
+    best = {(K, N): max(r["test_acc"] for r in load_run(f"lstm-k{K}-n{N}")["history"]) for (K, N) in REQUIRED}
+    # BEGIN HIDDEN
+    for (K, N), acc in best.items():
+        assert acc >= REQUIRED[(K, N)], (f"lstm-k{K}-n{N}: best test query accuracy {acc:.3f}, the bar is {REQUIRED[(K, N)]} "
+                                         "(3000 steps reach it with the reference; see the README)")
     # END HIDDEN
 
 
