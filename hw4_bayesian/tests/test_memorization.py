@@ -66,11 +66,11 @@ def episode(B=4, K=1, Q=3, seed=0):
 def test_support_sensitivity_extremes(student):
     """support_sensitivity: one value per task, 0 for a predictor that ignores the support, 1 for one that follows
     the support labels (its argmax changes with every relabelled support)."""
-    sx, sy, qx = episode()
-    ignore = expect_tensor(student.probe(probes.sensitivity, "memoriser", sx, sy, qx, seed=0), "support_sensitivity", (4,))
-    follow = expect_tensor(student.probe(probes.sensitivity, "follower", sx, sy, qx, seed=0), "support_sensitivity", (4,))
-    assert torch.allclose(ignore.double(), torch.zeros(4, dtype=torch.float64)), f"a memoriser must score 0, got {ignore.tolist()}"
-    assert torch.allclose(follow.double(), torch.ones(4, dtype=torch.float64)), (
+    sx, sy, qx = episode(B=32)  # 32 tasks: every shift value is drawn
+    ignore = expect_tensor(student.probe(probes.sensitivity, "memoriser", sx, sy, qx, seed=0), "support_sensitivity", (32,))
+    follow = expect_tensor(student.probe(probes.sensitivity, "follower", sx, sy, qx, seed=0), "support_sensitivity", (32,))
+    assert torch.allclose(ignore.double(), torch.zeros(32, dtype=torch.float64)), f"a memoriser must score 0, got {ignore.tolist()}"
+    assert torch.allclose(follow.double(), torch.ones(32, dtype=torch.float64)), (
         f"a learner following the support labels must score 1, got {follow.tolist()}: relabel the support with "
         "cyclic_relabel (no label keeps its value) and compare the argmax predictions")
 
