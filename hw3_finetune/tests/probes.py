@@ -117,9 +117,9 @@ def loss_and_grad(code, function, logits, labels):
     return out
 
 
-def tokenize(code, prompts, targets, max_length=None):
-    """``tokenize_prompt_target`` with ``tiny.WordTokenizer`` (pad 0, eos 1)."""
-    return dict(code.finetune.tokenize_prompt_target(tiny.WordTokenizer(), prompts, targets, max_length=max_length))
+def tokenize(code, prompts, targets, max_length=None, add_bos=False):
+    """``tokenize_prompt_target`` with ``tiny.WordTokenizer(add_bos=add_bos)`` (pad 0, eos 1, bos 99)."""
+    return dict(code.finetune.tokenize_prompt_target(tiny.WordTokenizer(add_bos=add_bos), prompts, targets, max_length=max_length))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -172,8 +172,8 @@ def test_lm_loss_is_differentiable(student):
 PROMPTS, TARGETS = ["the cat", "the dog ran"], ["sat", "far away"]
 
 
-def tokenized(student, prompts=PROMPTS, targets=TARGETS, max_length=None):
-    out = student.probe(probes.tokenize, prompts, targets, max_length)
+def tokenized(student, prompts=PROMPTS, targets=TARGETS, max_length=None, add_bos=False):
+    out = student.probe(probes.tokenize, prompts, targets, max_length, add_bos)
     missing = {"input_ids", "attention_mask", "labels"} - set(out)
     assert not missing, f"tokenize_prompt_target must return input_ids, attention_mask and labels; {sorted(missing)} missing"
     return {k: expect_tensor(out[k], k) for k in ("input_ids", "attention_mask", "labels")}
@@ -204,7 +204,16 @@ def test_tokenize_attention_mask(student):
     assert mask.tolist() == [[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]], f"attention_mask {mask.tolist()}: 1 on real tokens, 0 on padding"
 
 
-@graded("2c-3-hidden", points=1, timeout=30)
+@graded("2c-3-basic", points=1, timeout=30)
+def test_tokenize_without_special_tokens(student):
+    """Prompts and targets are tokenized without special tokens (here a tokenizer that, like Llama's, starts every text
+    with BOS = 99 unless called with add_special_tokens=False)."""
+    ids = tokenized(student, add_bos=True)["input_ids"]
+    assert 99 not in ids.tolist()[0] + ids.tolist()[1], \
+        f"input_ids {ids.tolist()} hold BOS (99): call the tokenizer with add_special_tokens=False on the prompt and the target"
+
+
+@graded("2c-4-hidden", points=1, timeout=30)
 def test_tokenize_truncates_the_prompt_start(student):
     """With max_length, each row keeps its target and EOS and the last tokens of its prompt (at most max_length in all)."""
     prompts, targets = ["a b c d e f g", "h i", "j"], ["x y", "z", "w v u"]

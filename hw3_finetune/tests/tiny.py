@@ -137,22 +137,24 @@ class WordTokenizer:
     """A stand-in for a Hugging Face tokenizer: one token per whitespace-separated word (``WORDS``), and the
     EOS text "</s>" is a token of its own. pad = 0, eos = 1. Call it on a string or a list of strings
     (``tok(text, add_special_tokens=False)["input_ids"]``), or use ``tok.encode(text, add_special_tokens=False)``.
-    It adds no special tokens either way."""
+    With ``add_bos=True`` it starts every text with BOS (id 99) unless ``add_special_tokens=False``, as
+    Llama's tokenizer does; otherwise it adds no special tokens either way."""
 
-    pad_token, eos_token = "<pad>", "</s>"
-    pad_token_id, eos_token_id = 0, 1
+    pad_token, eos_token, bos_token = "<pad>", "</s>", "<s>"
+    pad_token_id, eos_token_id, bos_token_id = 0, 1, 99
 
-    def __init__(self, words=WORDS):
+    def __init__(self, words=WORDS, add_bos=False):
         self.vocab = {self.pad_token: 0, self.eos_token: 1, **{w: i + 2 for i, w in enumerate(words)}}
+        self.add_bos = add_bos
 
     def encode(self, text, add_special_tokens=True, **_):
         pieces = re.findall(r"</s>|<pad>|(?:(?!</s>|<pad>)\S)+", text)
         unknown = [p for p in pieces if p not in self.vocab]
         if unknown:
             raise KeyError(f"WordTokenizer: unknown words {unknown}")
-        return [self.vocab[p] for p in pieces]
+        return [self.bos_token_id] * (self.add_bos and add_special_tokens) + [self.vocab[p] for p in pieces]
 
     def __call__(self, text, add_special_tokens=True, **_):
         if isinstance(text, (list, tuple)):
-            return Encoding(input_ids=[self.encode(t) for t in text])
-        return Encoding(input_ids=self.encode(text))
+            return Encoding(input_ids=[self.encode(t, add_special_tokens) for t in text])
+        return Encoding(input_ids=self.encode(text, add_special_tokens))
