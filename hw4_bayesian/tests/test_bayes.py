@@ -119,7 +119,8 @@ def test_ensemble_meta_gradient(student, reference):
 @graded("3c-0-basic", points=2, timeout=60)
 def test_latent_np_short_training_run(student):
     """400 steps of the latent NP on sinusoids (train_regression.train, your ELBO): on 100 new 10-shot tasks the
-    predictive mean's MSE beats predicting zero (the reference: 1.0-1.5 across seeds against ~4.2, in ~6 s)."""
+    predictive mean's MSE is below 0.7 x that of predicting zero (the reference, training seeds 0-2: 1.02-1.56 against
+    4.29, in 3-6 s)."""
     t = sample_regression_tasks("sinusoid", 100, 10, 20, generator=torch.Generator().manual_seed(123))
     got = student.probe(probes.np_short_run, t.x_support, t.y_support, t.x_query, steps=400, seed=0)
     mean = expect_tensor(got["mean"], "the trained model's predictive mean", (100, 20, 1))
