@@ -22,15 +22,6 @@ def grouped_labels(B, N, K):
     return torch.arange(N).repeat_interleave(K).repeat(B, 1)
 
 
-def class_means(z, y, n_way):
-    """The closed form: the mean of the rows of z labelled n, for each n (loops, so obviously right)."""
-    out = torch.zeros(*z.shape[:-2], n_way, z.shape[-1], dtype=z.dtype)
-    for b in range(z.shape[0]):
-        for n in range(n_way):
-            out[b, n] = z[b][y[b] == n].mean(0)
-    return out
-
-
 @graded("1a-0-basic", points=1)
 def test_prototypes_small_example(student):
     """prototypes: (N*K, D) embeddings -> (N, D) class means, on a worked example (no task dim)."""
@@ -43,25 +34,31 @@ def test_prototypes_small_example(student):
 
 @graded("1a-1-hidden", points=2)
 def test_prototypes_batched(student):
-    """prototypes on a batch of 3 tasks, 5-way 3-shot, D = 8, equals the class means."""
+    """prototypes with a leading task dim: a batch of 3 tasks (5-way 3-shot, D = 8) gives, task by task, what each
+    task gives alone (the values themselves are 1a-0's)."""
     z, y = seeded(3, 15, 8, seed=1), grouped_labels(3, 5, 3)
-    out = expect_tensor(student.protonet.prototypes(z, y, 5), "prototypes", (3, 5, 8))
+    batched = expect_tensor(student.protonet.prototypes(z, y, 5), "prototypes", (3, 5, 8))
+    alone = [expect_tensor(student.protonet.prototypes(z[b], y[b], 5), "prototypes", (5, 8)) for b in range(3)]
     # BEGIN HIDDEN
-    assert torch.allclose(out, class_means(z, y, 5), rtol=1e-5, atol=1e-6), "batched prototypes are not the class means"
+    for b in range(3):
+        assert torch.allclose(batched[b], alone[b], rtol=1e-5, atol=1e-6), \
+            f"task {b} of a batch gets other prototypes than alone: reduce over the examples dim (-2), not dim 0"
     # END HIDDEN
 
 
 @graded("1a-2-basic", points=1)
 def test_prototypes_any_label_order(student):
-    """prototypes does not assume the support set is grouped by label: shuffled rows give the same means."""
+    """prototypes does not assume the support set is grouped by label: the same rows shuffled (labels with them)
+    give the same prototypes."""
     g = torch.Generator().manual_seed(2)
     z, y = seeded(2, 12, 4, seed=2), grouped_labels(2, 4, 3)
     order = torch.stack([torch.randperm(12, generator=g) for _ in range(2)])
     z_shuffled, y_shuffled = z.gather(1, order[..., None].expand(-1, -1, 4)), y.gather(1, order)
-    out = expect_tensor(student.protonet.prototypes(z_shuffled, y_shuffled, 4), "prototypes", (2, 4, 4))
-    assert torch.allclose(out, class_means(z, y, 4), rtol=1e-5, atol=1e-6), (
+    grouped = expect_tensor(student.protonet.prototypes(z, y, 4), "prototypes", (2, 4, 4))
+    shuffled = expect_tensor(student.protonet.prototypes(z_shuffled, y_shuffled, 4), "prototypes", (2, 4, 4))
+    assert torch.allclose(shuffled, grouped, rtol=1e-5, atol=1e-6), (
         "prototypes must not assume the support set is grouped by label: with the same support rows in another "
-        "order (labels shuffled with them) the class means changed. Select each class's rows by its label "
+        "order (labels shuffled with them) the prototypes changed. Select each class's rows by its label "
         "(a mask y == n, one_hot, scatter/index_add), not by position (view(N, K, D) or slices of K rows).")
 
 
@@ -78,12 +75,20 @@ def test_squared_distances(student):
 
 @graded("1b-1-basic", points=1)
 def test_logits(student):
-    """protonet_logits, 1-shot (each prototype is its support embedding): (B, N*Q, N), minus the squared distances."""
-    zs, zq = seeded(2, 5, 4, seed=5), seeded(2, 7, 4, seed=6)
-    logits = expect_tensor(student.protonet.protonet_logits(zs, grouped_labels(2, 5, 1), zq, 5), "protonet_logits", (2, 7, 5))
+    """protonet_logits, 1-shot (each prototype is its support embedding): (B, N*Q, N), minus the squared distances.
+
+    A mistake in squared_distances or prototypes is charged to their own tests: logits equal to minus your
+    squared_distances to your prototypes pass here too."""
+    zs, ys, zq = seeded(2, 5, 4, seed=5), grouped_labels(2, 5, 1), seeded(2, 7, 4, seed=6)
+    logits = expect_tensor(student.protonet.protonet_logits(zs, ys, zq, 5), "protonet_logits", (2, 7, 5))
     expected = -((zq[:, :, None, :] - zs[:, None, :, :]) ** 2).sum(-1)
+    if torch.allclose(logits, expected, rtol=1e-5, atol=1e-6):
+        return
+    yours = student.protonet.squared_distances(zq, student.protonet.prototypes(zs, ys, 5))
+    if isinstance(yours, torch.Tensor) and yours.shape == logits.shape and torch.allclose(logits, -yours, rtol=1e-5, atol=1e-6):
+        return  # consistent with your own (wrong) distances or prototypes: 1b-0 / 1a-0 say what is wrong there
     assert not torch.allclose(logits, -expected, rtol=1e-5), "logits are the NEGATIVE squared distances (closer = larger)"
-    assert torch.allclose(logits, expected, rtol=1e-5, atol=1e-6), "logits[m, n] must be -||z_query_m - c_n||^2"
+    raise AssertionError("logits[m, n] must be -||z_query_m - c_n||^2 (minus squared_distances to the prototypes)")
 
 
 @graded("1c-0-basic", points=1)
