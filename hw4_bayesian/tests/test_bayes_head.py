@@ -74,15 +74,20 @@ def test_support_neg_elbo_kl_term(student):
 
 @graded("3d-2-basic", points=1)
 def test_support_neg_elbo_gradients(student):
-    """The negative ELBO is differentiable in mu and rho through the samples (reparameterised: w = mu + exp(rho) * eps),
-    with the formula's gradients."""
+    """The negative ELBO is differentiable in mu and rho: with kl_weight = 0 its gradients are the formula's
+    (reparameterised samples w = mu + exp(rho) * eps, not detached), and with kl_weight = 1 the KL term adds a gradient
+    in rho (the KL is not detached). The KL's value is 3d-1's, so its formula is not checked here."""
     inputs = elbo_inputs(seed=7, M=4, S=6)
-    _, grads = neg_elbo(student, inputs)
+    _, grads = neg_elbo(student, inputs, kl_weight=0.0)
     assert grads is not None, "support_neg_elbo carries no gradient in (mu, rho)"
     h_mu, h_rho = inputs[0].clone().requires_grad_(), inputs[1].clone().requires_grad_()
-    h_g = torch.autograd.grad(hand_neg_elbo(h_mu, h_rho, *inputs[2:]), (h_mu, h_rho))
-    assert torch.allclose(grads[0], h_g[0], rtol=1e-4, atol=1e-8), "gradient in mu differs from the formula's"
-    assert torch.allclose(grads[1], h_g[1], rtol=1e-4, atol=1e-8), "gradient in rho differs (w = mu + exp(rho) * eps, not detached?)"
+    h_g = torch.autograd.grad(hand_neg_elbo(h_mu, h_rho, *inputs[2:], kl_weight=0.0), (h_mu, h_rho))
+    assert torch.allclose(grads[0], h_g[0], rtol=1e-4, atol=1e-8), "kl_weight 0: the gradient in mu differs from the mean NLL's"
+    assert torch.allclose(grads[1], h_g[1], rtol=1e-4, atol=1e-8), \
+        "kl_weight 0: the gradient in rho differs from the mean NLL's (w = mu + exp(rho) * eps, not detached?)"
+    _, with_kl = neg_elbo(student, inputs, kl_weight=1.0)
+    assert with_kl is not None and (with_kl[1] - grads[1]).abs().max() > 1e-6, \
+        "the KL term adds no gradient in rho: compute it from mu and rho without detaching"
 
 
 @graded("3d-3-hidden", points=1)
