@@ -22,7 +22,7 @@ def grouped_labels(B, N, K):
     return torch.arange(N).repeat_interleave(K).repeat(B, 1)
 
 
-@graded("1a-0-basic", points=1)
+@graded("1a-0-basic", points=2)
 def test_prototypes_small_example(student):
     """prototypes: (N*K, D) embeddings -> (N, D) class means, on a worked example (no task dim)."""
     z = torch.tensor([[0.0, 0.0], [1.0, 1.0], [2.0, 4.0], [3.0, 5.0]])
@@ -32,7 +32,7 @@ def test_prototypes_small_example(student):
         f"wrong class means {out.tolist()}, expected [[0.5, 0.5], [2.5, 4.5]]: row n is the MEAN of the embeddings labelled n"
 
 
-@graded("1a-1-hidden", points=2)
+@graded("1a-1-hidden", points=1)
 def test_prototypes_batched(student):
     """prototypes with a leading task dim: a batch of 3 tasks (5-way 3-shot, D = 8) gives, task by task, what each
     task gives alone (the values themselves are 1a-0's)."""
