@@ -24,12 +24,12 @@ def grouped_labels(B, N, K):
 
 @graded("1a-0-basic", points=2)
 def test_prototypes_small_example(student):
-    """prototypes: (N*K, D) embeddings -> (N, D) class means, on a worked example (no task dim)."""
-    z = torch.tensor([[0.0, 0.0], [1.0, 1.0], [2.0, 4.0], [3.0, 5.0]])
+    """prototypes: (N*K, D) embeddings -> (N, D) class means, on a worked example (no task dim, N = 2, K = 2, D = 3)."""
+    z = torch.tensor([[0.0, 0.0, 0.0], [1.0, 1.0, 2.0], [2.0, 4.0, 6.0], [3.0, 5.0, 8.0]])
     y = torch.tensor([0, 0, 1, 1])
-    out = expect_tensor(student.protonet.prototypes(z, y, 2), "prototypes", (2, 2))
-    assert torch.allclose(out, torch.tensor([[0.5, 0.5], [2.5, 4.5]])), \
-        f"wrong class means {out.tolist()}, expected [[0.5, 0.5], [2.5, 4.5]]: row n is the MEAN of the embeddings labelled n"
+    out = expect_tensor(student.protonet.prototypes(z, y, 2), "prototypes", (2, 3))
+    assert torch.allclose(out, torch.tensor([[0.5, 0.5, 1.0], [2.5, 4.5, 7.0]])), \
+        f"wrong class means {out.tolist()}, expected [[0.5, 0.5, 1.0], [2.5, 4.5, 7.0]]: row n is the MEAN of the embeddings labelled n"
 
 
 @graded("1a-1-hidden", points=1)
