@@ -94,8 +94,8 @@ def test_loss_uses_only_the_query_row(student):
 @graded("2c-1-hidden", points=1, timeout=20)
 def test_loss_value(student):
     """loss_function equals the mean cross-entropy of the query row."""
-    x, y = batch(B=6, K=1, N=5, seed=6)
-    preds = torch.randn(6, 2, 5, 5, generator=torch.Generator().manual_seed(7))
+    x, y = batch(B=6, K=2, N=5, seed=6)  # K = 2: the query row (-1) is not row 1
+    preds = torch.randn(6, 3, 5, 5, generator=torch.Generator().manual_seed(7))
     got = student.probe(probes.loss_and_grad, preds, y)  # loss_function(preds, y), then loss.backward(), in your process
     loss = expect_tensor(got["loss"], "loss_function")
     grad = expect_tensor(got["grad"], "the gradient of loss_function with respect to preds", tuple(preds.shape))
