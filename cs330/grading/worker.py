@@ -63,15 +63,22 @@ def main(argv: list[str]) -> None:
 
 
 def _warm_up(torch) -> None:
-    """Load, once and here, what a first training step loads lazily (optimizers, autograd), so that
-    each test's child does not pay for it. No student code has run yet; one thread only, so no
-    thread pool exists to be carried over a fork."""
+    """Load, once and here, what a first training step loads lazily (optimizers, autograd, and
+    torch.func's transforms, which MAML-style code calls: ~4 s on first use), so that each test's
+    child does not pay for it. No student code has run yet; one thread only, so no thread pool
+    exists to be carried over a fork."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     net = torch.nn.Linear(4, 1)
     optimizer = torch.optim.Adam(net.parameters())
     torch.nn.functional.mse_loss(net(torch.zeros(2, 4)), torch.zeros(2, 1)).backward()
     optimizer.step()
+    params = dict(net.named_parameters())
+
+    def loss(p, x):
+        return torch.func.functional_call(net, p, (x,)).square().mean()
+
+    torch.func.vmap(torch.func.grad(loss), in_dims=(None, 0))(params, torch.zeros(2, 3, 4))
     torch.set_num_threads(threads)
 
 
