@@ -134,7 +134,7 @@ def grade_bundle(bundle: Path, submission: Path, jobs: int = 1, hide: list[Path]
         job = runner.Job(tests=bundle / "tests", workspace=workspace, private=private, reference=bundle / "reference",
                          modules=hw.submitted_modules(), hide=[bundle, submission, *hide], timeout=hw.timeout,
                          memory_mb=hw.memory_mb, disk_mb=hw.disk_mb, grace=hw.grace, threads=max(1, cores // max(1, jobs)), trusted=hw.trusted,
-                         probes=hw.probe_files(bundle / "tests"), uid=runner.new_uid(), total_timeout=hw.total_timeout)
+                         probes=hw.probe_files(bundle / "tests"), preload=hw.preload, uid=runner.new_uid(), total_timeout=hw.total_timeout)
         try:
             if jobs > 1:
                 outcomes = runner.collect(job)

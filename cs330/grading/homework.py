@@ -21,6 +21,8 @@
     disk_mb = 1024                      # what its code may write: in the workspace (beside the submission) and in /tmp, each
     grace = 15                          # seconds past a timeout before a test process is killed
     probes = ["probes.py"]              # modules in `tests` whose functions may run beside student code
+    preload = ["transformers"]          # installed libraries the worker imports once, before any test
+                                        # and any student code (each test's fresh process then starts warm)
     trusted = true                      # student code runs only in the sandboxed worker (false: legacy,
                                         # in the test process; for homeworks not yet ported)
 
@@ -64,6 +66,7 @@ class Homework:
     disk_mb: int = 1024
     grace: float = 15.0
     probes: list[str] = field(default_factory=lambda: ["probes.py"])
+    preload: list[str] = field(default_factory=list)
     trusted: bool = True
 
     @property
@@ -124,7 +127,7 @@ def load(folder: str | Path) -> Homework:
     unknown = set(config) - known
     if unknown or "name" not in config:
         raise HomeworkError(f"{config_path}: needs `name`; known keys are {sorted(known)}, got {sorted(config)}")
-    keys = ("timeout", "total_timeout", "memory_mb", "disk_mb", "grace", "probes", "trusted")
+    keys = ("timeout", "total_timeout", "memory_mb", "disk_mb", "grace", "probes", "preload", "trusted")
     if set(grading) - set(keys):
         raise HomeworkError(f"{config_path}: [grading] keys are {sorted(keys)}, got {sorted(grading)}")
     return Homework(root=root, **config, **{k: grading[k] for k in keys if k in grading})

@@ -75,6 +75,7 @@ class Job:
     log: list[str] = field(default_factory=list)
     trusted: bool = True  # student code runs only in the worker (False: legacy, in the test process)
     probes: list[Path] = field(default_factory=list)  # probe modules the worker may run
+    preload: list[str] = field(default_factory=list)  # installed libraries the worker imports before any test
     uid: int = 61000  # the worker's own unprivileged user
     total_timeout: float = 1800.0  # seconds for the whole submission
     deadline: float = float("inf")  # time.monotonic() when the total runs out (set by run_all / run)
@@ -357,6 +358,7 @@ def worker_config(job: Job, run_dir: Path) -> dict:
             env[var] = os.environ[var]
     return {"mode": mode, "uid": job.uid, "root": str(root), "workspace": str(workspace), "folder": job.workspace.name,
             "binds": _read_only_paths(), "probes": str(probes) if job.probes else "", "probe_modules": sorted(p.stem for p in job.probes),
+            "preload": list(job.preload),
             "workspace_mb": job.disk_mb + _size_mb(job.workspace), "tmp_mb": job.disk_mb, "memory_mb": job.memory_mb, "file_mb": job.disk_mb, "nproc": 256, "env": env}
 
 

@@ -18,6 +18,7 @@ checks both, owns every deadline, and kills this whole process tree when it is l
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import sys
@@ -33,13 +34,17 @@ def main(argv: list[str]) -> None:
     cfg = json.loads(argv[0])
     REQUESTS, REPLIES = cfg["fds"]
     workspace = jail.enter(cfg)
-    probes = jail.PROBES if cfg["mode"] in ("namespaces", "user-namespace") else cfg.get("probes")
-    sys.path[:0] = [probes, str(workspace)] if cfg.get("probes") else [str(workspace)]  # the grader's probes first
-    import torch  # imported once here, shared by every forked child
+    # the libraries first, before the submission's folder is on sys.path (nothing there can stand
+    # in for them): imported once here, shared by every forked child
+    import torch
 
     from cs330.grading import code, wire
 
+    for name in cfg.get("preload", []):  # homework.toml's [grading] preload, e.g. transformers
+        importlib.import_module(name)
     _warm_up(torch)
+    probes = jail.PROBES if cfg["mode"] in ("namespaces", "user-namespace") else cfg.get("probes")
+    sys.path[:0] = [probes, str(workspace)] if cfg.get("probes") else [str(workspace)]  # the grader's probes first
 
     jail.limit_memory(cfg["memory_mb"])
     wire.write(REPLIES, {"ready": os.getpid()})

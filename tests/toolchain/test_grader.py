@@ -66,6 +66,25 @@ def test_a_submission_larger_than_the_disk_limit_is_graded(tmp_path, toyhw):
     assert report.score == report.max_score == 8, report.table()
 
 
+def test_preloaded_libraries_are_imported_before_any_test(tmp_path, toyhw):
+    """``[grading] preload`` modules are imported by the worker before the submission's code runs
+    (every test's process starts with them); a name that does not import is the course's fault."""
+    hw = tmp_path / "toyhw"
+    shutil.copytree(toyhw.root, hw)
+    config = hw / "homework.toml"
+    sub = tmp_path / "sub"
+    shutil.copytree(toyhw.root, sub, ignore=shutil.ignore_patterns("tests", "homework.toml", "README.md"))
+    (sub / "toy.py").write_text("import sys\nprint('PRELOADED' if 'colorsys' in sys.modules else 'COLD')\n" + (toyhw.root / "toy.py").read_text())
+    config.write_text(config.read_text() + 'preload = ["colorsys"]\n')
+    report = grader.grade(hw, sub)
+    assert report.score == report.max_score == 8, report.table()
+    outputs = "".join(o.output for o in report.outcomes)
+    assert "PRELOADED" in outputs and "COLD" not in outputs, outputs[:500]
+    config.write_text(config.read_text().replace('"colorsys"', '"no_such_library_cs330"'))
+    report = grader.grade(hw, sub)
+    assert report.fault and "no_such_library_cs330" in report.fault, report.fault
+
+
 def test_student_view_of_hidden_tests(toy_release, tmp_path):
     """In the student copy, a hidden test still calls student code but is reported as skipped."""
     import subprocess
