@@ -58,6 +58,7 @@ class Transformed:
 
     text: str
     removed: list[str] = field(default_factory=list)  # removed lines, to check nothing leaks
+    removed_at: list[int] = field(default_factory=list)  # their line numbers in the source (1-based)
     n_solutions: int = 0
     n_hidden: int = 0
 
@@ -120,6 +121,7 @@ def strip_solutions(text: str, path: str = "<string>", keep: bool = False) -> Tr
             args = _args(path, lineno, begin.group("args"))
             j = _region_end(lines, i, END_SOLUTION, "SOLUTION", path)
             result.removed += lines[i + 1 : j]
+            result.removed_at += range(i + 2, j + 1)
             out += lines[i + 1 : j] if keep else _stub(begin.group("indent"), args)
             result.n_solutions += 1
             i = j + 1
@@ -129,6 +131,7 @@ def strip_solutions(text: str, path: str = "<string>", keep: bool = False) -> Tr
         inline = INLINE_SOLUTION.match(line)
         if inline and not line.lstrip().startswith("#"):
             result.removed.append(inline.group("code"))
+            result.removed_at.append(lineno)
             code = inline.group("indent") + inline.group("code")
             out.append(code if keep else _inline_stub(inline.group("indent"), inline.group("code")))
             result.n_solutions += 1

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import cs330
 from cs330.grading import grader, homework
-from cs330.grading.markers import BEGIN_SOLUTION, END_SOLUTION, INLINE_SOLUTION, MarkerError, strip_solutions
+from cs330.grading.markers import MarkerError, strip_solutions
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -124,16 +124,7 @@ class _Edit:
 
 def solution_lines(text: str, path: str = "<string>") -> set[int]:
     """Line numbers (1-based) of the code students write: inside BEGIN/END SOLUTION, or inline SOLUTION."""
-    strip_solutions(text, path)  # raises MarkerError (with file:line) on unbalanced or nested markers
-    lines, inside = set(), False
-    for n, line in enumerate(text.splitlines(), 1):
-        if BEGIN_SOLUTION.match(line):
-            inside = True
-        elif END_SOLUTION.match(line):
-            inside = False
-        elif inside or (INLINE_SOLUTION.match(line) and not line.lstrip().startswith("#")):
-            lines.add(n)
-    return lines
+    return set(strip_solutions(text, path).removed_at)  # MarkerError (file:line) on unbalanced or nested markers
 
 
 def enumerate_mutants(text: str, path: str = "<string>") -> list[Mutant]:
