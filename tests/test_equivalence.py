@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from cs330.grading import grader, homework, markers
+from cs330.grading import grader, homework, markers, mutants
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO / "tests" / "equivalence"
@@ -42,8 +42,7 @@ def _solution_modules(hw: homework.Homework) -> list[str]:
 
 def _submission(hw: homework.Homework, variant: Path, dest: Path) -> Path:
     """The reference's submitted files (results included) with the variant's modules laid over them."""
-    shutil.copytree(hw.root, dest, symlinks=True,
-                    ignore=shutil.ignore_patterns("runs", "__pycache__", ".pytest_cache", "tests", "*.pyc"))
+    mutants.submission_with(hw, dest)
     for path in variant.rglob("*.py"):
         shutil.copyfile(path, dest / path.relative_to(variant))
     return dest
