@@ -70,6 +70,15 @@ def inner_loop(code, support_x, support_y, steps, learned_rates=False, adapt=Non
     return _detached(out)
 
 
+def inner_loop_head_rates(code, support_x, support_y, steps, head, seed=0):
+    """``maml.inner_loop`` on every name with rate 0.4 for the names in ``head`` and 0 for the others (no
+    ``adapt=``): what your own update rule makes of ANIL (the others stay theta - 0 * g)."""
+    model = conv4(seed)
+    params = dict(model.named_parameters())
+    lrs = {n: 0.4 if n in head else 0.0 for n in params}
+    return _detached(code.maml.inner_loop(model, params, lrs, support_x, support_y, steps=steps, train=False))
+
+
 def inner_loop_inputs_after(code, support_x, support_y, train, seed=0):
     """Call ``maml.inner_loop`` (2 steps) and report what became of its inputs: whether the ``params``
     dict it was given still holds the same tensors (names and objects) and whether the model's
@@ -113,27 +122,71 @@ def meta_gradient(code, weight, task, alpha, first_order, steps=1):
     return {"loss": loss.detach(), "grad": None if g is None else g.T.detach()}
 
 
-def meta_loss_and_gradient(code, episode, vectorize, seed=2, steps=2, lr=0.3):
-    """``MAML(conv4(seed), steps, lr, learn_inner_lr=True, vectorize=...)``: the per-task query losses
+def inner_map(code, weight, task, alpha, h=1e-4):
+    """Your ``maml.inner_loop`` (one step, rate ``alpha``, train=False) on the linear-regression model of
+    ``meta_gradient`` at the weight and at the weight +- h along each axis: {"at": w', "plus": [...],
+    "minus": [...]}, each a (1, D) tensor (from these the test builds d w' / d w, the inner step's Jacobian)."""
+    xs, ys = task[0], task[1]
+
+    def adapted(w):
+        model = linear(w)
+        out = code.maml.inner_loop(model, dict(model.named_parameters()), {"weight": alpha}, xs, ys, steps=1,
+                                   train=False, loss_fn=F.mse_loss)
+        return out["weight"].detach()
+
+    axes = torch.eye(D, dtype=weight.dtype)
+    return {"at": adapted(weight), "plus": [adapted(weight + h * e) for e in axes],
+            "minus": [adapted(weight - h * e) for e in axes]}
+
+
+def adapted_per_task(code, episode, seed=2, steps=2, lr=0.3):
+    """The MAML of ``meta_loss_and_gradient`` (learned rates, at their initial value): your ``inner_loop``
+    (train=False) on each task's support set, {name: tensor} per task (the test runs the query set itself)."""
+    m = code.maml.MAML(conv4(seed), inner_steps=steps, inner_lr=lr, learn_inner_lr=True, vectorize=False)
+    return [_detached(code.maml.inner_loop(m.model, m.params(), m.lrs(), sx, sy, steps, train=False))
+            for sx, sy in zip(episode[0], episode[1])]
+
+
+def meta_loss_and_gradient(code, episode, vectorize, seed=2, steps=2, lr=0.3, first_order=False):
+    """``MAML(conv4(seed), steps, lr, learn_inner_lr=True, vectorize=..., first_order=...)``: the per-task query losses
     of ``meta_loss(train=True)`` and the gradient of their mean w.r.t. every meta-parameter
     (flattened, in ``parameters()`` order). An exception becomes {"error": its type and message}."""
-    m = code.maml.MAML(conv4(seed), inner_steps=steps, inner_lr=lr, learn_inner_lr=True, vectorize=vectorize)
+    m = code.maml.MAML(conv4(seed), inner_steps=steps, inner_lr=lr, learn_inner_lr=True, vectorize=vectorize,
+                         first_order=first_order)
     try:
         losses, _ = m.meta_loss(*episode, train=True)
-        grads = torch.autograd.grad(losses.mean(), list(m.parameters()))
+        params = list(m.parameters())
+        grads = torch.autograd.grad(losses.mean(), params, allow_unused=True)
     except RuntimeError as e:
         return {"error": f"{type(e).__name__}: {e}"}
+    # a meta-parameter the losses do not reach gets a zero gradient (an inner loop that ignores the rates
+    # is 2a-1's mistake; here it is only a gradient that differs)
+    grads = [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
     return {"losses": losses.detach(), "grad": torch.cat([g.flatten() for g in grads])}
+
+
+def _zero_steps(model, params, lrs, support_x, support_y, steps, train, first_order=False, adapt=None, loss_fn=None):
+    """``inner_loop`` with 0 steps, as its contract states it: theta itself (2a-0 grades yours)."""
+    assert steps == 0, "the stated inner loop is for 0 steps only"
+    return dict(params)
 
 
 def outer_steps(code, episodes, seed=3, steps=2, learn_inner_lr=False, lr=0.1):
     """``MAML.outer_step`` on each of ``episodes`` in turn (tasks in a loop, second order), one SGD(lr)
-    optimiser for all: the metrics of the last step and every meta-parameter before and after, by name."""
-    m = code.maml.MAML(conv4(seed), inner_steps=steps, inner_lr=0.4, learn_inner_lr=learn_inner_lr, vectorize=False)
-    before = {n: p.detach().clone() for n, p in m.named_parameters()}
-    optimizer = torch.optim.SGD(m.parameters(), lr=lr)
-    for episode in episodes:
-        metrics = m.outer_step(episode, optimizer)
+    optimiser for all: the metrics of the last step and every meta-parameter before and after, by name.
+    With ``steps=0`` your ``inner_loop`` is replaced by the stated 0-step one (theta itself) meanwhile, so
+    that only ``outer_step`` and ``task_loss`` count."""
+    own = code.maml.inner_loop
+    if steps == 0:
+        code.maml.inner_loop = _zero_steps
+    try:
+        m = code.maml.MAML(conv4(seed), inner_steps=steps, inner_lr=0.4, learn_inner_lr=learn_inner_lr, vectorize=False)
+        before = {n: p.detach().clone() for n, p in m.named_parameters()}
+        optimizer = torch.optim.SGD(m.parameters(), lr=lr)
+        for episode in episodes:
+            metrics = m.outer_step(episode, optimizer)
+    finally:
+        code.maml.inner_loop = own
     return {"metrics": metrics, "before": before, "after": {n: p.detach().clone() for n, p in m.named_parameters()}}
 
 

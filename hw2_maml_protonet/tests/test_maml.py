@@ -8,6 +8,8 @@ loop inside ``torch.func.vmap``; the others call it in a plain loop, with gradie
 """
 
 import torch
+from torch.func import functional_call
+from torch.nn import functional as F
 
 import probes
 from cs330.grading import expect_tensor, graded
@@ -91,8 +93,14 @@ def test_inner_loop_anil(student, reference):
     moved = [n for n in start if n not in head and not torch.equal(out[n], start[n])]
     assert not moved, f"adapt={head}: the other parameters must stay theta; changed: {moved}"
     expected = reference.probe(probes.inner_loop, sx[0], sy[0], steps=2, adapt=head, seed=1)
+    if all(torch.allclose(out[n], expected[n], rtol=1e-6, atol=1e-9) for n in head):
+        return
+    # your update's values differ from the reference's (2a-1 charges that): ANIL must then be your own inner loop run
+    # on every name with rate 0 outside the head
+    own = adapted(student.probe(probes.inner_loop_head_rates, sx[0], sy[0], steps=2, head=head, seed=1), "rates 0 but the head's")
     for n in head:
-        assert torch.allclose(out[n], expected[n], rtol=1e-6, atol=1e-9), f"ANIL: adapted {n} differs from the reference"
+        assert torch.allclose(out[n], own[n], rtol=1e-6, atol=1e-9), \
+            f"ANIL: adapted {n} differs from the reference, and from your inner_loop on every name with rate 0 outside the head"
     # END HIDDEN
 
 
@@ -126,24 +134,55 @@ def meta_gradient(student, seed, alpha, first_order):
     return got, closed_form(weight.T, *task, alpha=alpha, first_order=first_order)
 
 
+def own_meta_gradients(student, seed, alpha, h=1e-4):
+    """The (first-order, second-order) meta-gradients that YOUR inner step implies, for an inner step whose values
+    are not theta - alpha * g (2a-1 charges that, not the tests of the meta-gradient): J^T grad L_q(w') and
+    grad L_q(w'), with w' your inner_loop's adapted weight and J = d w' / d w from your inner_loop at w +- h along each
+    axis (central differences: exact for a step affine in w). The query loss's gradient is computed here."""
+    weight, (xs, ys, xq, yq) = seeded(1, D, seed=seed + 10), regression_task(seed)
+    out = student.probe(probes.inner_map, weight, (xs, ys), alpha, h)
+    at = expect_tensor(out["at"], "inner_loop's adapted weight", (1, D)).T  # (D, 1)
+    plus = [expect_tensor(t, "inner_loop's adapted weight", (1, D)) for t in out["plus"]]
+    minus = [expect_tensor(t, "inner_loop's adapted weight", (1, D)) for t in out["minus"]]
+    jacobian = torch.stack([(p - m).flatten() / (2 * h) for p, m in zip(plus, minus)], 1)  # [j, i] = d w'_j / d w_i
+    g_query = 2 / xq.shape[0] * xq.T @ (xq @ at - yq)
+    return g_query, jacobian.T @ g_query
+
+
+def close(got, want):
+    return torch.allclose(got, want, rtol=1e-6, atol=1e-9)
+
+
 @graded("2b-0-basic", points=2)
 def test_second_order_meta_gradient(student):
-    """Linear regression, one inner step: the meta-gradient equals (I - alpha A) grad L_q(w') (through the inner step)."""
+    """Linear regression, one inner step: the meta-gradient equals (I - alpha A) grad L_q(w') (through the inner step;
+    with an inner step of other values, J^T grad L_q(w') with J your step's Jacobian: 2a-1 charges the step)."""
     got, expected = meta_gradient(student, seed=0, alpha=0.1, first_order=False)
+    if close(got, expected):
+        return
+    own_first, own_second = own_meta_gradients(student, seed=0, alpha=0.1)
+    if close(got, own_second):
+        return
     first = closed_form(seeded(1, D, seed=10).T, *regression_task(0), alpha=0.1, first_order=True)
-    assert not torch.allclose(got, first, rtol=1e-6), \
+    assert not (close(got, first) or close(got, own_first)), \
         "second-order mode gives the first-order meta-gradient: keep the inner gradient in the graph (torch.func.grad, no detach) when training second order"
-    assert torch.allclose(got, expected, rtol=1e-6, atol=1e-9), f"second-order meta-gradient {got.flatten().tolist()} != {expected.flatten().tolist()}"
+    raise AssertionError(f"second-order meta-gradient {got.flatten().tolist()} != {expected.flatten().tolist()} (I - alpha A) grad L_q(w')")
 
 
 @graded("2b-1-basic", points=2)
 def test_first_order_meta_gradient(student):
-    """First order: the meta-gradient is grad L_q(w'), the inner gradient treated as a constant."""
+    """First order: the meta-gradient is grad L_q(w'), the inner gradient treated as a constant (w' your inner step's
+    adapted weight: 2a-1 charges its values)."""
     got, expected = meta_gradient(student, seed=4, alpha=0.2, first_order=True)
+    if close(got, expected):
+        return
+    own_first, own_second = own_meta_gradients(student, seed=4, alpha=0.2)
+    if close(got, own_first):
+        return
     second = closed_form(seeded(1, D, seed=14).T, *regression_task(4), alpha=0.2, first_order=False)
-    assert not torch.allclose(got, second, rtol=1e-6), \
+    assert not (close(got, second) or close(got, own_second)), \
         "first_order=True gives the second-order meta-gradient: detach the inner gradient in first-order mode"
-    assert torch.allclose(got, expected, rtol=1e-6, atol=1e-9), f"first-order meta-gradient {got.flatten().tolist()} != {expected.flatten().tolist()}"
+    raise AssertionError(f"first-order meta-gradient {got.flatten().tolist()} != {expected.flatten().tolist()} = grad L_q(w')")
 
 
 @graded("2b-2-basic", points=2)
@@ -164,19 +203,42 @@ def test_vmap_equals_loop(student):
     assert (gv - gl).norm() <= 1e-6 * gl.norm(), f"meta-gradients differ between vmap and the loop: relative {float((gv - gl).norm() / gl.norm()):.2e}"
 
 
+def own_query_losses(student, batch):
+    """The per-task query cross-entropy of YOUR inner_loop's adapted parameters (probes.adapted_per_task), run here
+    on the given Conv4 of ``meta_loss_and_gradient``."""
+    model = probes.conv4(2)
+    rows = []
+    for task, qx, qy in zip(student.probe(probes.adapted_per_task, batch), batch[2], batch[3]):
+        rows.append(F.cross_entropy(functional_call(model, adapted(task, "2 steps, learned rates"), (qx,)), qy))
+    return torch.stack(rows).detach()
+
+
 @graded("2b-3-hidden", points=1)
 def test_meta_gradient_matches_reference(student, reference):
     """Conv4, 2 inner steps, learned rates (Meta-SGD), tasks in a loop: the per-task losses and the meta-gradient
-    w.r.t. theta and the rates equal the reference's."""
+    w.r.t. theta and the rates equal the reference's. Mistakes charged elsewhere are not charged again: with an inner
+    step of other values (2a-1) the losses must be your own adapted parameters' query losses and the gradient is not
+    compared; a first-order gradient in second-order mode (2b-0) is compared with the reference's first-order one."""
     batch = episode(B=2, seed=8)
     out = student.probe(probes.meta_loss_and_gradient, batch, vectorize=False)
     assert "error" not in out, f"MAML.meta_loss (tasks in a loop) failed: {out.get('error')}"
     losses, g = expect_tensor(out["losses"], "per-task losses", (2,)), expect_tensor(out["grad"], "meta-gradient")
     # BEGIN HIDDEN
     ref = reference.probe(probes.meta_loss_and_gradient, batch, vectorize=False)
-    assert torch.allclose(losses, ref["losses"], rtol=1e-6), "per-task query losses differ from the reference"
-    assert g.shape == ref["grad"].shape and (g - ref["grad"]).norm() <= 1e-6 * ref["grad"].norm(), \
-        "the meta-gradient (theta and the learned rates, 2 inner steps, second order) differs from the reference"
+    if not torch.allclose(losses, ref["losses"], rtol=1e-6):
+        # your inner loop's values differ from the reference's (2a-1 charges that): the losses must then be the query
+        # losses of your own adapted parameters, and the meta-gradient is not compared
+        own = own_query_losses(student, batch)
+        assert torch.allclose(losses, own, rtol=1e-6), \
+            "per-task query losses differ from the reference, and from the query loss of your own inner_loop's adapted parameters"
+        return
+    assert g.shape == ref["grad"].shape, f"the meta-gradient has {g.numel()} elements, the reference's {ref['grad'].numel()}"
+    if (g - ref["grad"]).norm() <= 1e-6 * ref["grad"].norm():
+        return
+    first = reference.probe(probes.meta_loss_and_gradient, batch, vectorize=False, first_order=True)["grad"]
+    if (g - first).norm() <= 1e-6 * first.norm():
+        return  # first order where second order is asked: 2b-0 charges that, not this test
+    raise AssertionError("the meta-gradient (theta and the learned rates, 2 inner steps) differs from the reference")
     # END HIDDEN
 
 
@@ -194,7 +256,8 @@ def test_outer_step_updates_meta_parameters(student):
 @graded("2c-1-hidden", points=2)
 def test_outer_step_matches_reference(student, reference):
     """Two consecutive outer SGD steps (2 tasks each) give the reference's loss, accuracy and meta-parameters: the mean
-    over tasks, fresh gradients at each step. With 0 inner steps, so that an inner-loop mistake is not charged here."""
+    over tasks, fresh gradients at each step. With 0 inner steps and the stated 0-step inner loop (theta itself) in
+    place of yours, so that an inner-loop mistake is not charged here."""
     batches = [episode(B=2, seed=7), episode(B=2, seed=9)]
     out = student.probe(probes.outer_steps, batches, seed=3, steps=0)
     # BEGIN HIDDEN
