@@ -295,6 +295,19 @@ def head_neg_elbo(code, inputs, kl_weight=1.0):
 
 
 @on_stated_gaussian("bayes_head_maml")
+def head_neg_elbo_steps(code, inputs, kl_weight, h):
+    """``support_neg_elbo(*inputs)`` of a ``GaussianHeadMAML`` with ``kl_weight`` at mu +- h and rho +- h along each
+    axis: {"mu": {"plus": [...], "minus": [...]}, "rho": {...}}, 0-dim values (for derivatives by differences)."""
+    model = _head_model(code, 0, {"kl_weight": kl_weight})
+    out = {}
+    for k, name in enumerate(("mu", "rho")):
+        axes = torch.eye(inputs[k].shape[0], dtype=inputs[k].dtype)
+        moved = lambda d: model.support_neg_elbo(*inputs[:k], inputs[k] + d, *inputs[k + 1:]).detach()  # noqa: E731
+        out[name] = {"plus": [moved(h * e) for e in axes], "minus": [moved(-h * e) for e in axes]}
+    return out
+
+
+@on_stated_gaussian("bayes_head_maml")
 def head_meta_loss(code, tasks, model_seed, seed, first_order=False, **kwargs):
     """A seeded float64 ``GaussianHeadMAML`` (``first_order`` as given): ``loss`` on ``tasks`` with
     ``torch.Generator().manual_seed(seed)`` and its meta-gradients ({name: tensor})."""
