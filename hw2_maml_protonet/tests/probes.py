@@ -152,7 +152,7 @@ def meta_loss_and_gradient(code, episode, vectorize, seed=2, steps=2, lr=0.3, fi
     of ``meta_loss(train=True)`` and the gradient of their mean w.r.t. every meta-parameter
     (flattened, in ``parameters()`` order). An exception becomes {"error": its type and message}."""
     m = code.maml.MAML(conv4(seed), inner_steps=steps, inner_lr=lr, learn_inner_lr=True, vectorize=vectorize,
-                         first_order=first_order)
+                       first_order=first_order)
     try:
         losses, _ = m.meta_loss(*episode, train=True)
         params = list(m.parameters())
