@@ -11,6 +11,7 @@ Models are float64 (so that comparisons can be tight without depending on summat
 their initial weights are drawn after ``torch.manual_seed(seed)``.
 """
 
+import contextlib
 import tempfile
 from pathlib import Path
 
@@ -176,17 +177,12 @@ def outer_steps(code, episodes, seed=3, steps=2, learn_inner_lr=False, lr=0.1):
     optimiser for all: the metrics of the last step and every meta-parameter before and after, by name.
     With ``steps=0`` your ``inner_loop`` is replaced by the stated 0-step one (theta itself) meanwhile, so
     that only ``outer_step`` and ``task_loss`` count."""
-    own = code.maml.inner_loop
-    if steps == 0:
-        code.maml.inner_loop = _zero_steps
-    try:
+    with code.stand_ins("maml", {"inner_loop": _zero_steps}) if steps == 0 else contextlib.nullcontext():
         m = code.maml.MAML(conv4(seed), inner_steps=steps, inner_lr=0.4, learn_inner_lr=learn_inner_lr, vectorize=False)
         before = {n: p.detach().clone() for n, p in m.named_parameters()}
         optimizer = torch.optim.SGD(m.parameters(), lr=lr)
         for episode in episodes:
             metrics = m.outer_step(episode, optimizer)
-    finally:
-        code.maml.inner_loop = own
     return {"metrics": metrics, "before": before, "after": {n: p.detach().clone() for n, p in m.named_parameters()}}
 
 
