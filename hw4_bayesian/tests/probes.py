@@ -29,7 +29,8 @@ def _grads(loss, params):
 # in gaussian.py costs question 1's tests only. So call them by the names gaussian.py gives them
 # (``from gaussian import kl_diag_gaussians``, any alias, or ``gaussian.kl_diag_gaussians``) with the
 # given signatures, as the starter code does. Likewise 3d-3 and 3d-4 adapt with the stated
-# ``support_neg_elbo`` (test_bayes_head.py's formula), so that 3d-0 to 3d-2 charge its mistakes.
+# ``support_neg_elbo``, so that 3d-0 to 3d-2 charge its mistakes. The tests compute their expected
+# values with these same functions.
 
 def _normal(mu, logvar):
     return Normal(mu, (0.5 * logvar).exp(), validate_args=False)  # no value checks: they fail under vmap

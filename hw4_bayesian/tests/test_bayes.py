@@ -4,10 +4,8 @@
 passes and the training run happen there, in ``probes.py``; what comes back is data.
 """
 
-import math
 
 import torch
-from torch.distributions import Normal, kl_divergence
 
 import probes
 from cs330.data import sample_regression_tasks
@@ -29,7 +27,7 @@ def elbo_terms(student, B, seed):
 
 def diag_kl(q, p):
     """KL(N(q) || N(p)) of (mu, logvar) pairs, summed over the last dim."""
-    return kl_divergence(Normal(q[0], (0.5 * q[1]).exp()), Normal(p[0], (0.5 * p[1]).exp())).sum(-1)
+    return probes.STATED["kl_diag_gaussians"](*q, *p)
 
 
 @graded("3a-0-basic", points=2)
@@ -76,7 +74,7 @@ def test_elbo_is_reparameterised(student):
 
 def ensemble_expected(outputs, qy):
     """Mean over members of the mean query Gaussian NLL, from each member's (mu, logvar)."""
-    return sum(0.5 * (math.log(2 * math.pi) + lv + (qy - mu) ** 2 / lv.exp()).mean() for mu, lv in outputs) / len(outputs)
+    return sum(probes.STATED["gaussian_nll"](qy, mu, lv).mean() for mu, lv in outputs) / len(outputs)
 
 
 def rescaling(grads, want):

@@ -7,7 +7,6 @@ backward passes happen there, in ``probes.py``; what comes back is data.
 import math
 
 import torch
-from torch.distributions import Normal, kl_divergence
 
 import probes
 from cs330.data import sample_regression_tasks
@@ -21,15 +20,6 @@ def tasks(B=3, k=4, q=6, seed=0):
 
 def seeded(*shape, seed=0):
     return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-
-
-def hand_neg_elbo(mu, rho, mu0, rho0, obs_logvar, feats, y, eps, kl_weight=1.0):
-    """The docstring's formula written out: mean Gaussian NLL over samples and points + weight * KL / M."""
-    w = mu + rho.exp() * eps  # (S, D)
-    pred = feats @ w.T  # (M, S)
-    nll = 0.5 * (math.log(2 * math.pi) + obs_logvar + (y - pred) ** 2 / obs_logvar.exp())
-    kl = kl_divergence(Normal(mu, rho.exp()), Normal(mu0, rho0.exp())).sum()
-    return nll.mean() + kl_weight * kl / feats.shape[0]
 
 
 def elbo_inputs(seed=0, M=5, D=17, S=3):
@@ -51,7 +41,7 @@ def test_support_neg_elbo_likelihood_term(student):
     gaussian_nll(y_i, h_i^T w_s, obs_logvar), w_s = mu + exp(rho) * eps_s. The KL term is 3d-1's."""
     mu, rho, mu0, rho0, *rest = elbo_inputs()
     value, _ = neg_elbo(student, (mu0, rho0, mu0, rho0, *rest), kl_weight=0.0)
-    expected = hand_neg_elbo(mu0, rho0, mu0, rho0, *rest, kl_weight=0.0)
+    expected = probes.stated_neg_elbo(0.0)(mu0, rho0, mu0, rho0, *rest)  # the docstring's formula
     feats = rest[1]
     assert not torch.allclose(value, expected * feats.shape[0], rtol=1e-5), "the NLL is summed over the support points: take the mean"
     assert torch.allclose(value, expected, rtol=1e-5), (
@@ -65,7 +55,7 @@ def test_support_neg_elbo_kl_term(student):
     parameterisation (rho = log sigma, so log-variance 2 rho), q = N(mu, exp(2 rho)) first."""
     inputs = elbo_inputs(seed=1)
     mu, rho, mu0, rho0, _, feats = inputs[:6]
-    kl = kl_divergence(Normal(mu, rho.exp()), Normal(mu0, rho0.exp())).sum() / feats.shape[0]
+    kl = probes.STATED["kl_diag_gaussians"](mu, 2 * rho, mu0, 2 * rho0) / feats.shape[0]  # log-variances 2 rho
     likelihood, _ = neg_elbo(student, inputs, 0.0)  # the likelihood term alone: its value is 3d-0's
     for weight in (1.0, 2.5):
         value, _ = neg_elbo(student, inputs, weight)
@@ -91,7 +81,7 @@ def test_support_neg_elbo_gradients(student):
     _, grads = neg_elbo(student, inputs, kl_weight=0.0)
     assert grads is not None, "support_neg_elbo carries no gradient in (mu, rho)"
     h_mu, h_rho = inputs[0].clone().requires_grad_(), inputs[1].clone().requires_grad_()
-    h_g = torch.autograd.grad(hand_neg_elbo(h_mu, h_rho, *inputs[2:], kl_weight=0.0), (h_mu, h_rho))
+    h_g = torch.autograd.grad(probes.stated_neg_elbo(0.0)(h_mu, h_rho, *inputs[2:]), (h_mu, h_rho))
     if not all(torch.allclose(g, h, rtol=1e-4, atol=1e-8) for g, h in zip(grads, h_g)):
         # your value differs from the formula's (3d-0 charges that): the gradients must be your value's own derivatives
         own = own_gradients(student, inputs, kl_weight=0.0)
