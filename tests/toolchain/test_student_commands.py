@@ -7,6 +7,7 @@ directory), never to the repository's reference copy of the same homework.
 
 import subprocess
 import sys
+import sysconfig
 import zipfile
 from pathlib import Path
 
@@ -86,9 +87,16 @@ def test_students_get_the_package_without_the_repository(tmp_path, toy_release):
         names = zf.namelist()
     assert names and all(n.startswith(("cs330/", "cs330-")) for n in names), [n for n in names if not n.startswith("cs330")]
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)  # torch from the system
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     python = venv / "bin" / "python"
     subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)], check=True)
+    # torch and pytest come from the running environment (a venv or the base interpreter, wherever the README's
+    # commands ran), named in a .pth file after the wheel is in: a folder a .pth names is put on sys.path after
+    # the venv's own site-packages, and its own .pth files (the repository's editable install) are not processed.
+    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    outer = dict.fromkeys(sysconfig.get_paths()[key] for key in ("purelib", "platlib"))
+    (Path(site) / "_running_environment.pth").write_text("".join(f"{path}\n" for path in outer))
     folder = tmp_path / "download" / "toyhw"
     where = subprocess.run([str(python), "-c", "import cs330, cs330.data.root as r; print(cs330.__file__); print(r.repo_root())"],
                            cwd=folder, capture_output=True, text=True, check=True).stdout.split()
