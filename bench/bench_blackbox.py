@@ -74,12 +74,17 @@ def png_batch(peer: PNGEpisodes) -> tuple[torch.Tensor, torch.Tensor]:
     return x, y
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line's parser (builds nothing else: the docs' commands are checked against it)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", default=None, help="data root (default: $CS330_DATA or data/)")
     parser.add_argument("--seconds", type=float, default=4.0, help="timed seconds per configuration")
-    parser.add_argument("--quick", action="store_true", help="1 s per configuration, fewer peer batches (< 2 min)")
-    args = parser.parse_args()
+    parser.add_argument("--quick", action="store_true", help="1 s per configuration, fewer peer batches")
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     seconds = 1.0 if args.quick else args.seconds
     load = lambda: "load average %.1f %.1f %.1f" % os.getloadavg()  # noqa: E731
     print(f"{platform.node()}: {os.cpu_count()} CPU cores, torch {torch.__version__}, meta-batch {B}; {load()}")

@@ -111,11 +111,16 @@ def png_folder(root=None):
         yield Path(tmp)
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line's parser (builds nothing else: the docs' commands are checked against it)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", default=None, help="data root (default: $CS330_DATA or data/)")
     parser.add_argument("--seconds", type=float, default=3.0, help="time per measurement")
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     torch.set_num_threads(1)
     print(f"{platform.node()}: {os.cpu_count()} CPU cores, torch {torch.__version__}, 1 thread; "
           f"{N_WAY}-way {K_SHOT}-shot {N_QUERY}-query, meta-batch {BATCH}")

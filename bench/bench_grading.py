@@ -35,12 +35,17 @@ def grade_seconds(tree: Path, homework: str, submission: Path, results: Path) ->
     return wall, json.loads(results.read_text())["score"]
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line's parser (builds nothing else: the docs' commands are checked against it)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--homework", default="hw0_multitask", help="homework folder [hw0_multitask]")
     parser.add_argument("--peer", default="30421cb", help="the commit to compare with [30421cb: before trusted grading]")
     parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     folder = args.homework if (REPO / args.homework).is_dir() else next(p.name for p in REPO.glob(f"{args.homework}_*"))
     with tempfile.TemporaryDirectory(prefix="bench-grading-") as tmp:
         tmp = Path(tmp)

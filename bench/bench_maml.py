@@ -138,7 +138,8 @@ def _timed(fn) -> float:
     return time.perf_counter() - t
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line's parser (builds nothing else: the docs' commands are checked against it)."""
     p = argparse.ArgumentParser()
     p.add_argument("--device", default="cpu")
     p.add_argument("--reps", type=int, default=3)
@@ -148,7 +149,11 @@ def main() -> None:
     p.add_argument("--malloc", choices=["default", "keep", "both"], default=None,
                    help="glibc malloc as is, with cs330.runtime.keep_freed_memory(), or both (CPU default: both)")
     p.add_argument("--child", default=None)
-    a = p.parse_args()
+    return p
+
+
+def main() -> None:
+    a = build_parser().parse_args()
     if a.child:
         print(json.dumps(child(a.child, a.device, a.reps, a.threads, a.malloc)))
         return

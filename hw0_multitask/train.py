@@ -189,7 +189,8 @@ def plot_sweep(results: list[dict], path: Path, title: str = "") -> None:
     plt.close(fig)
 
 
-def parse_args(argv=None):
+def build_parser() -> argparse.ArgumentParser:
+    """The command line's parser (builds nothing else: the docs' commands are checked against it)."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_args(p, "batch_size", "lr", "seed", "device", "threads", "out", "no_progress", batch_size=512, lr=2e-3,
                     threads=1, out=str(HERE / "results"))
@@ -203,7 +204,11 @@ def parse_args(argv=None):
     p.add_argument("--hidden", type=int, default=64, help="hidden units of the rating MLP")
     p.add_argument("--dropout", type=float, default=0.3)
     p.add_argument("--weight-decay", type=float, default=5e-4, help="Adam's (coupled) L2 penalty")
-    return p.parse_args(argv)
+    return p
+
+
+def parse_args(argv=None):
+    return build_parser().parse_args(argv)
 
 
 def main(argv=None) -> None:

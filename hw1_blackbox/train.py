@@ -108,7 +108,8 @@ def train(n_way: int = 2, k_shot: int = 1, meta_batch_size: int = 128, steps: in
     return make_results(name or f"{model}-k{k_shot}-n{n_way}", {**config, "steps": state.step}, env, history, final)
 
 
-def main(argv=None) -> dict:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line's parser (builds nothing else: the docs' commands are checked against it)."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_common_args(p, "n_way", "k_shot", "meta_batch_size", "steps", "lr", "seed", "device", "eval_every",
                     "time_limit", "out", "resume", "no_progress", n_way=2, meta_batch_size=128, steps=25000)
@@ -119,7 +120,11 @@ def main(argv=None) -> dict:
     p.add_argument("--tag", default="", help="appended to the run name, e.g. for your own experiment")
     p.add_argument("--compare", nargs="+", metavar="RUN.json",
                    help="no training: plot these runs' accuracy curves together into <out>/compare.png (or --tag: compare-<tag>.png)")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None) -> dict:
+    args = build_parser().parse_args(argv)
     out = Path(args.out)
     if args.compare:
         path = plot_curves([load_results(r) for r in args.compare], out / (f"compare-{args.tag}.png" if args.tag else "compare.png"),

@@ -78,6 +78,9 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+build_parser = parser  # the name every run script's parser has (the docs' commands are checked against it)
+
+
 def _finish(a: argparse.Namespace, error) -> argparse.Namespace:
     a.test_n_way, a.test_n_query = a.test_n_way or a.n_way, a.test_n_query or a.n_query
     a.device = str(pick_device(a.device))

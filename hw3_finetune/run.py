@@ -311,7 +311,8 @@ def run_lora_lm(args) -> None:
     print(save_runs("lora_lm", runs, args.out))
 
 
-def main(argv=None) -> None:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line's parser (builds nothing else: the docs' commands are checked against it)."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_args(p, "lr", "seed", "device", "threads", "out", out=str(HERE / "results"))  # --lr: LoRA LM only
     p.add_argument("experiment", choices=["reviews", "icl", "lora-lm", "plot", "table"])
@@ -325,7 +326,11 @@ def main(argv=None) -> None:
     p.add_argument("--max-steps", type=int, default=150)
     p.add_argument("--rank", type=int, default=8, help="LoRA LM rank")
     p.add_argument("--max-length", type=int, default=384, help="LoRA LM: tokens per training sequence")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None) -> None:
+    args = build_parser().parse_args(argv)
     args.out = Path(args.out)
     if args.experiment in ("plot", "table"):
         for path in sorted(args.out.glob("*.json")):

@@ -133,14 +133,19 @@ def plot(cells, rows, path):
     plt.close(fig)
 
 
-def main(argv=None):
+def build_parser() -> argparse.ArgumentParser:
+    """The command line's parser (builds nothing else: the docs' commands are checked against it)."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--measure", nargs=2, metavar=("METHOD", "K"), help="measure one cell (used by the full run)")
     p.add_argument("--es_population", type=int, default=16)
     p.add_argument("--populations", type=int, nargs="+", default=[16, 64, 256, 1024, 4096])
     p.add_argument("--sigma", type=float, default=1e-4)
     p.add_argument("--out", default=str(HERE / "results" / "partC"))
-    a = p.parse_args(argv)
+    return p
+
+
+def main(argv=None):
+    a = build_parser().parse_args(argv)
     torch.set_num_threads(1)
     if a.measure:
         print(json.dumps(measure(a.measure[0], int(a.measure[1]), a)))

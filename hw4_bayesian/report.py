@@ -99,10 +99,16 @@ def plot_part_a(path: Path) -> None:
     plt.close(fig)
 
 
-if __name__ == "__main__":
+def build_parser():
+    """The command line's parser (builds nothing else: the docs' commands are checked against it)."""
     import argparse
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--partB_dir", type=Path, default=None, help="print only the Part B table of this folder")
+    return p
+
+
+if __name__ == "__main__":
+    p = build_parser()
     a = p.parse_args()
     if a.partB_dir is not None:
         if not a.partB_dir.is_dir():

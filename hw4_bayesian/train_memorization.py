@@ -113,7 +113,8 @@ def train(learner="blackbox", fix="none", beta=0.0, n_way=5, k_shot=1, n_query=5
     return make_results(name, config, env, state.history, dict(state.history[-1]))
 
 
-def main(argv=None) -> dict:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line's parser (builds nothing else: the docs' commands are checked against it)."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_args(p, "n_way", "k_shot", "n_query", "meta_batch_size", "lr", "steps", "eval_every", "seed", "out",
                     "no_progress", n_query=5, meta_batch_size=8, lr=3e-3, steps=500, out=str(HERE / "results" / "partA"))
@@ -127,7 +128,11 @@ def main(argv=None) -> dict:
     p.add_argument("--train-classes", type=int, default=100, help="the training pool (5: every task the same 5 classes)")
     p.add_argument("--data", choices=["glyphs", "omniglot"], default="glyphs")
     p.add_argument("--name", default=None, help="default: <learner>-<fix>[-beta<beta>]")
-    args = vars(p.parse_args(argv))
+    return p
+
+
+def main(argv=None) -> dict:
+    args = vars(build_parser().parse_args(argv))
     out, progress = Path(args.pop("out")), not args.pop("no_progress")
     result = train(**args, progress=progress)
     save_results(out / f"{result['name']}.json", result)

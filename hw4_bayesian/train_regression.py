@@ -159,7 +159,8 @@ def plot_functions(model, config: dict, metrics: dict, path, title):
     plt.close(fig)
 
 
-def main(argv=None) -> dict:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line's parser (builds nothing else: the docs' commands are checked against it)."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_args(p, "meta_batch_size", "n_query", "steps", "lr", "seed", "out", "no_progress", meta_batch_size=25,
                     n_query=10, steps=3000, lr=None, out=str(HERE / "results" / "partB"))
@@ -173,7 +174,11 @@ def main(argv=None) -> dict:
     p.add_argument("--noise-std", type=float, default=0.0, help="observation noise of the tasks")
     p.add_argument("--eval-tasks", type=int, default=400)
     p.add_argument("--name", default=None, help="file name of the results (default <family>-<method>)")
-    args = vars(p.parse_args(argv))
+    return p
+
+
+def main(argv=None) -> dict:
+    args = vars(build_parser().parse_args(argv))
     out, progress = Path(args.pop("out")), not args.pop("no_progress")
     result, model = train(**args, progress=progress)
     name = result["name"]

@@ -86,14 +86,19 @@ def train(method="cnp", tasks="nonexclusive", steps=2000, n_slots=10, k_shot=5, 
     return make_results(f"tagged-{method}-{tasks}", config, environment(device), state.history, final)
 
 
-def main(argv=None) -> dict:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line's parser (builds nothing else: the docs' commands are checked against it)."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_args(p, "k_shot", "meta_batch_size", "steps", "lr", "seed", "out", "no_progress", k_shot=5,
                     meta_batch_size=25, steps=2000, out=str(HERE / "results" / "partA"))
     p.add_argument("--method", choices=["cnp", "maml"], default="cnp")
     p.add_argument("--tasks", choices=["nonexclusive", "exclusive"], default="nonexclusive")
     p.add_argument("--n-slots", type=int, default=10)
-    args = vars(p.parse_args(argv))
+    return p
+
+
+def main(argv=None) -> dict:
+    args = vars(build_parser().parse_args(argv))
     out, progress = Path(args.pop("out")), not args.pop("no_progress")
     result = train(**args, progress=progress)
     save_results(out / f"{result['name']}.json", result)
