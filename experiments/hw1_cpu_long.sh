@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# HW1's long CPU runs behind hw1_blackbox/results/cpu-long/ and its RESULTS.md ("CPU long set"): one after
+# HW1's long CPU runs behind hw1_blackbox/results/cpu-long/ and its RESULTS.md ("Toward the course's 25,000 steps"): one after
 # another, one thread each, toward the course's 25000 steps, all done by DEADLINE (UTC, HH:MM, required).
 # Each run gets a share of the time left, by weight (about its cost per step), so time a run does not need
 # goes to the next. --resume: a rerun continues each run from results/cpu-long/ckpt/<run>.pt.

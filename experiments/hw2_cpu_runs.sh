@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# HW2's CPU training runs of its RESULTS.md ("5-shot and 20-way on CPU", "Snell et al.'s recipe"), one thread
+# HW2's CPU training runs of its RESULTS.md ("5-shot and 20-way at meta-batch 4 on CPU", "Snell et al.'s recipe", "MAML ..."), one thread
 # each, wall-clock capped (checkpointed: rerunning a line resumes it). Usage: experiments/hw2_cpu_runs.sh NAME [NAME ...]
 # with NAME in  protonet_5w5s maml_5w5s protonet_20w1s protonet_20w5s maml_20w1s maml_20w5s protonet_60w1s_rot
 # protonet_60w5s_rot maml_5w1s_rot maml_5w5s_rot
