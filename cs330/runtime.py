@@ -4,15 +4,15 @@
 32 MB) to the kernel as a fresh mapping and unmaps it again on ``free``. A meta-batch's activations
 are such requests (Conv4's first block on 16 tasks x 80 images: 16 x 80 x 64 x 28 x 28 floats, 257 MB
 per tensor), so every forward and backward pass maps new memory and pays a page fault, and the
-kernel's zeroing, for each 4 KB page it touches: on the 2-core development VM ``x * 2`` on such a
-tensor took 246 ms, of which about 220 ms were page faults (24 ms once the memory is reused).
+kernel's zeroing, for each 4 KB page it touches: most of an element-wise op's time on such a tensor
+can go to page faults (measured: bench/README.md, "Timings of one machine").
 Telling glibc to serve large requests from its heap and to keep freed memory lets later passes
 reuse the same pages. The reuse is partial: PyTorch asks for 64-byte-aligned blocks
 (``posix_memalign``), for which glibc needs a free block slightly larger than the request, so a freed
 block of exactly the same size often does not fit and the heap grows instead (glibc 2.36: in a loop of
 identical 100 MB temporaries, between 1 and 4 of 5 iterations still faulted all their pages). What it
-buys on real workloads is measured per meta-iteration in ``bench/bench_maml.py`` (``--malloc``):
-ProtoNet 2.2x, MAML 1.2-1.7x faster on one thread. The price: a higher peak (freed blocks that do
+buys on real workloads is measured per meta-iteration by ``bench/bench_maml.py`` (``--malloc``; its
+figures are in bench/README.md). The price: a higher peak (freed blocks that do
 not fit stay in the heap), and resident memory does not shrink after it.
 """
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The runs behind results/ and RESULTS.md, one after another (CPU: ~4-6 min each at 3000 steps).
+# The runs behind results/ and RESULTS.md, one after another (CPU: minutes each at 3000 steps).
 # The course runs 25000 steps; pass STEPS=25000 (a GPU helps: --device cuda is picked automatically).
 set -euo pipefail
 cd "$(dirname "$0")"

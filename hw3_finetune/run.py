@@ -12,7 +12,7 @@
 ``config`` the run's settings (model, task, k, method, order, n_eval, steps, lr, seed), ``env`` the device,
 versions and data fingerprint (``text_fingerprint`` of the dataset the run read), ``history`` the fine-tuning losses per step (empty for ICL and k = 0), ``final`` the scores,
 trainable parameters, wall time (and ICL / LoRA: the first output). ``rows`` flattens a table for plots,
-tables and tests. Small settings (``--n-eval``, ``--k``) run on a laptop CPU in minutes. Models come
+tables and tests. Small settings (``--n-eval``, ``--k``) run on a CPU in minutes. Models come
 from ``cs330.models.pretrained`` (offline: the installed packages).
 """
 

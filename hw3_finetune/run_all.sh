@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every HW3 experiment, as recorded in RESULTS.md (one CPU thread: about 80 minutes on a busy 2-core machine).
+# Every HW3 experiment, as recorded in RESULTS.md (one CPU thread: an hour or more; bench/README.md has a timing).
 # Usage: CS330_DATA=/path/to/data ./run_all.sh [extra flags for every run, e.g. --device cuda]
 set -euo pipefail
 cd "$(dirname "$0")"

@@ -13,7 +13,7 @@ PNGs once into a cache in ``cache_root()``::
             so 0 is background and 255 is a full stroke pixel
 
 keyed by S and a fingerprint of the source (path, size and mtime of every source file), so a changed
-source rebuilds it; later loads are one ``torch.load`` (~0.1 s).
+source rebuilds it; later loads are one ``torch.load``.
 
 Splits (character classes, never drawers):
 
@@ -243,7 +243,7 @@ def build_images(sources: dict[str, Path], image_size: int = 28, expected=ALPHAB
             + "\n  Fix: re-download it (`cs330 data download omniglot`) or check it with `cs330 data verify omniglot`."
         )
     keys = [(part, *key) for part in PARTS for key in listings.get(part, {})]
-    jobs = []  # one job per part and worker: each job opens its zip once (~0.1 s for 20k entries)
+    jobs = []  # one job per part and worker: each job opens (and lists) its zip once
     for part in PARTS:
         chars = list(listings.get(part, {}).values())
         step = max(1, -(-len(chars) // max(1, workers)))
@@ -270,8 +270,8 @@ def cache_path(root=None, image_size: int = 28) -> Path:
 def load_omniglot(root=None, image_size: int = 28, *, expected=ALPHABETS, workers: int = 1) -> dict:
     """All characters as a dict (see ``build_images``), from the cache or decoded once and cached.
 
-    Decoding takes 3-5 s on one core; ``workers=2`` decodes in a forked pool of 2 processes (no gain
-    measured on a busy 2-core machine, see bench/README.md, so it is off by default).
+    Decoding is a one-off cost of seconds; ``workers=2`` decodes in a forked pool of 2 processes (off by
+    default: it measured no gain, see bench/README.md).
 
     The cache file is written atomically; caches of older versions of the same source are removed.
     """

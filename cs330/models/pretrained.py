@@ -142,7 +142,7 @@ def _load(auto_cls, name: str, **kwargs):
 
 
 def _save_conversion(name: str, tokenizer, model) -> None:
-    """Best effort: write the dequantised model as safetensors so the next load takes ~1 s, not ~30 s."""
+    """Best effort: write the dequantised model as safetensors so that the next load skips the dequantisation."""
     target = conversion_folder(name)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
