@@ -12,11 +12,25 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
 
     from cs330.data import cli as data_cli
-    from cs330.grading import cli as grading_cli
+    from cs330.grading import cli as student_cli
 
-    grading_cli.add_parsers(sub)
+    course_cli = _course_cli()
+    if course_cli is not None:
+        course_cli.add_parsers(sub)
+    student_cli.add_parsers(sub)
     data_cli.add_parser(sub)
     return parser
+
+
+def _course_cli():
+    """The course's subcommands (release, grade, mutants, demo), or None in the student wheel."""
+    try:
+        from cs330.grading.instructor import cli
+    except ModuleNotFoundError as e:
+        if e.name != "cs330.grading.instructor":
+            raise
+        return None
+    return cli
 
 
 def main(argv: list[str] | None = None) -> int:

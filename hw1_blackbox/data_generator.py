@@ -61,7 +61,8 @@ def sample_batch(
     N, K, B = n_way, k_shot, batch_size
     if N > C or K + 1 > D:
         raise ValueError(f"cannot draw {N} characters x {K + 1} drawings from {C} characters x {D} drawings")
-    # BEGIN SOLUTION hint="draw N distinct characters per task (their order is the labelling), K+1 distinct drawers per character; gather; build one-hot labels; shuffle the query row"
+    # BEGIN SOLUTION hint="draw N distinct characters per task (their order is the labelling), K+1 distinct drawers \
+    #     per character; gather; build one-hot labels; shuffle the query row"
     # the N largest of C uniform draws per task, largest first: N distinct characters in a random order
     # (label = position); topk is O(C), a full argsort of all C characters took ~80% of the sampling time
     chars = torch.rand(B, C, generator=generator).topk(N, dim=1).indices  # (B, N)

@@ -94,7 +94,8 @@ class MANN(nn.Module):
         """
         B, K1, N, _ = input_images.shape
         features = self.encoder(input_images)  # (B, K+1, N, F): the images themselves for "lstm"
-        # BEGIN SOLUTION hint="zero the query labels, concatenate features and labels, flatten to a (B, (K+1)*N, F+N) sequence, run self.sequence_model, reshape back"
+        # BEGIN SOLUTION hint="zero the query labels, concatenate features and labels, flatten to a (B, (K+1)*N, F+N) \
+        #     sequence, run self.sequence_model, reshape back"
         labels = torch.cat([input_labels[:, :-1], torch.zeros_like(input_labels[:, -1:])], dim=1)
         x = torch.cat([features, labels], dim=-1).reshape(B, K1 * N, -1)
         out = self.sequence_model(x)

@@ -74,7 +74,8 @@ def inner_loop(model: nn.Module, params: Params, lrs, support_x: torch.Tensor, s
     def support_loss(fast: Params, frozen: Params) -> torch.Tensor:
         return loss_fn(functional_call(model, {**frozen, **fast}, (support_x,)), support_y)
 
-    # BEGIN SOLUTION hint="without train, start from detached params; then `steps` times: torch.func.grad of support_loss w.r.t. the adapted dict (detached unless training second order), one SGD step per adapted name"
+    # BEGIN SOLUTION hint="without train, start from detached params; then `steps` times: torch.func.grad of \
+    #     support_loss w.r.t. the adapted dict (detached unless training second order), one SGD step per adapted name"
     if not train:
         params = {n: p.detach() for n, p in params.items()}
     fast = {n: params[n] for n in names}
@@ -156,7 +157,8 @@ class MAML(nn.Module):
         leading task dim B): the mean query loss over the B tasks, its gradient w.r.t. the meta-parameters
         (``self.parameters()``), one ``optimizer`` step. Returns {"loss": mean loss, "acc": mean accuracy}.
         """
-        # BEGIN SOLUTION hint="zero the gradients; the mean over tasks of self.meta_loss(..., train=True); backward; step"
+        # BEGIN SOLUTION hint="zero the gradients; the mean over tasks of self.meta_loss(..., train=True); backward; \
+        #     step"
         optimizer.zero_grad(set_to_none=True)
         losses, accs = self.meta_loss(*episode, train=True)
         loss = losses.mean()

@@ -49,7 +49,8 @@ def protonet_logits(z_support: torch.Tensor, y_support: torch.Tensor, z_query: t
 
 def loss_and_accuracy(logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean cross-entropy and mean accuracy (0-dim tensors) of logits (..., M, N) against labels (..., M)."""
-    # BEGIN SOLUTION hint="mean cross-entropy over all queries of all tasks; accuracy = fraction of argmax(logits) equal to y"
+    # BEGIN SOLUTION hint="mean cross-entropy over all queries of all tasks; accuracy = fraction of argmax(logits) \
+    #     equal to y"
     loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
     acc = (logits.argmax(-1) == y).float().mean()
     return loss, acc

@@ -35,7 +35,8 @@ def parameters_to_finetune(model: nn.Module, mode: str, seed: int = 0) -> list[n
     """
     if mode not in MODES and not (mode.startswith("lora") and mode[4:].isdigit()):
         raise ValueError(f"unknown fine-tuning mode {mode!r}; choose one of {MODES} (or loraR for any rank R)")
-    # BEGIN SOLUTION hint="freeze everything; pick the modules for the mode (LoRA: add_lora returns the new layers, train only lora_A/lora_B); unfreeze and return their parameters"
+    # BEGIN SOLUTION hint="freeze everything; pick the modules for the mode (LoRA: add_lora returns the new layers, \
+    #     train only lora_A/lora_B); unfreeze and return their parameters"
     model.requires_grad_(False)
     blocks = transformer_blocks(model)
     if mode == "all":
@@ -88,7 +89,8 @@ def lm_loss_and_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> tuple[to
     """
     if logits.dim() != 3 or labels.shape != logits.shape[:2]:
         raise ValueError(f"expected logits (B, T, V) and labels (B, T), got {tuple(logits.shape)} and {tuple(labels.shape)}")
-    # BEGIN SOLUTION hint="shift: logits[:, :-1] against labels[:, 1:]; mask the ignored targets in both loss and accuracy"
+    # BEGIN SOLUTION hint="shift: logits[:, :-1] against labels[:, 1:]; mask the ignored targets in both loss and \
+    #     accuracy"
     logits, targets = logits[:, :-1], labels[:, 1:]
     mask = targets != IGNORE_INDEX
     loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE_INDEX)

@@ -110,7 +110,8 @@ def greedy_decode(model: nn.Module, input_ids: torch.Tensor, max_new_tokens: int
     """
     if input_ids.dim() != 2 or input_ids.shape[0] != 1:
         raise ValueError(f"expected input_ids of shape (1, T), got {tuple(input_ids.shape)}")
-    # BEGIN SOLUTION hint="loop: get the logits (cached: feed only the new token; uncached: the whole sequence), take the argmax of the last position, append, stop on a stop id"
+    # BEGIN SOLUTION hint="loop: get the logits (cached: feed only the new token; uncached: the whole sequence), take \
+    #     the argmax of the last position, append, stop on a stop id"
     generated, cache, feed = [], None, input_ids
     for _ in range(max_new_tokens):
         if use_cache:

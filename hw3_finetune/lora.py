@@ -38,7 +38,8 @@ class LoRALinear(nn.Module):
             p.requires_grad_(False)
         d_out, d_in = base.weight.shape
         kw = dict(dtype=base.weight.dtype, device=base.weight.device)
-        # BEGIN SOLUTION hint="A: (rank, d_in) Gaussian with std 1/sqrt(d_in), drawn with `generator`; B: (d_out, rank) zeros; both nn.Parameter"
+        # BEGIN SOLUTION hint="A: (rank, d_in) Gaussian with std 1/sqrt(d_in), drawn with `generator`; B: (d_out, \
+        #     rank) zeros; both nn.Parameter"
         a = torch.randn(rank, d_in, generator=generator, dtype=kw["dtype"]) / math.sqrt(d_in)
         self.lora_A = nn.Parameter(a.to(kw["device"]))
         self.lora_B = nn.Parameter(torch.zeros(d_out, rank, **kw))

@@ -92,7 +92,9 @@ class GaussianHeadMAML(nn.Module):
             obs_logvar: 0-dim log s^2.   feats: (M, D) support features h(x_i).   y: (M, 1).
             eps: (S, D) standard-normal noise (given: no random numbers here, this runs under vmap).
         """
-        # BEGIN SOLUTION hint="w = mu + exp(rho) * eps (S, D); predictions feats @ w.T (M, S) against y (M, 1) with gaussian_nll, mean over all; kl_diag_gaussians takes log-variances 2 * rho; divide the KL by M = feats.shape[0]"
+        # BEGIN SOLUTION hint="w = mu + exp(rho) * eps (S, D); predictions feats @ w.T (M, S) against y (M, 1) with \
+        #     gaussian_nll, mean over all; kl_diag_gaussians takes log-variances 2 * rho; divide the KL by M = \
+        #     feats.shape[0]"
         w = mu + torch.exp(rho) * eps
         nll = gaussian_nll(y, feats @ w.T, obs_logvar).mean()
         kl = kl_diag_gaussians(mu, 2 * rho, prior_mu, 2 * prior_rho)
@@ -142,7 +144,9 @@ class GaussianHeadMAML(nn.Module):
         """Meta-training loss (0-dim): the query mixture NLL over ``self.n_samples`` samples of the adapted q,
         mean over query points and tasks, second order through the inner loop (unless ``first_order``).
         Draw all the noise with one ``self.draw_noise(support_x, self.n_samples, generator)`` (the tests rely on it)."""
-        # BEGIN SOLUTION hint="draw the noise with self.draw_noise (self.n_samples samples, the given generator), then self.components(..., train=True) gives the (S, B, Q, 1) components; mixture_nll of the query targets under them, averaged"
+        # BEGIN SOLUTION hint="draw the noise with self.draw_noise (self.n_samples samples, the given generator), \
+        #     then self.components(..., train=True) gives the (S, B, Q, 1) components; mixture_nll of the query \
+        #     targets under them, averaged"
         eps_inner, eps_pred = self.draw_noise(support_x, self.n_samples, generator)
         mu, logvar = self.components(support_x, support_y, query_x, eps_inner, eps_pred, train=True)
         return mixture_nll(query_y, mu, logvar).mean()

@@ -71,7 +71,8 @@ class BlackBoxClassifier(nn.Module):
         ce = F.cross_entropy(logits.flatten(0, 1), query_y.flatten())
         kl = logits.new_zeros(())
         if stats is not None:
-            # BEGIN SOLUTION hint="kl_diag_gaussians of the query codes (mu, logvar) against N(0, I) (zeros), mean over queries"
+            # BEGIN SOLUTION hint="kl_diag_gaussians of the query codes (mu, logvar) against N(0, I) (zeros), mean \
+            #     over queries"
             mu, logvar = stats
             kl = kl_diag_gaussians(mu, logvar, torch.zeros_like(mu), torch.zeros_like(logvar)).mean()
             # END SOLUTION

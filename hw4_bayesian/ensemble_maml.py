@@ -54,7 +54,8 @@ class EnsembleMAML(nn.Module):
 
     def loss(self, support_x, support_y, query_x, query_y) -> torch.Tensor:
         """Meta-training loss: the mean over members of each member's mean query Gaussian NLL (0-dim)."""
-        # BEGIN SOLUTION hint="for every member m: member_outputs(m, ..., train=True), then gaussian_nll(query_y, mu, logvar).mean(); average over members"
+        # BEGIN SOLUTION hint="for every member m: member_outputs(m, ..., train=True), then gaussian_nll(query_y, mu, \
+        #     logvar).mean(); average over members"
         total = 0.0
         for m in range(len(self.members)):
             mu, logvar = self.member_outputs(m, support_x, support_y, query_x, train=True)

@@ -32,7 +32,8 @@ def es_gradient(f: Callable[[torch.Tensor], torch.Tensor], theta: torch.Tensor, 
         (D,) the estimate g above.
     """
     eps = torch.randn(population, theta.numel(), generator=generator, dtype=theta.dtype).to(theta.device)
-    # BEGIN SOLUTION hint="for each row eps_i: f(theta + sigma eps_i) - f(theta - sigma eps_i); weight eps_i by it; sum; divide by 2 sigma P"
+    # BEGIN SOLUTION hint="for each row eps_i: f(theta + sigma eps_i) - f(theta - sigma eps_i); weight eps_i by it; \
+    #     sum; divide by 2 sigma P"
     with torch.no_grad():
         diffs = torch.stack([f(theta + sigma * e) - f(theta - sigma * e) for e in eps])  # (P,)
     return (diffs[:, None] * eps).sum(0) / (2 * sigma * population)

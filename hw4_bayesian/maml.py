@@ -106,7 +106,8 @@ class MRMAML(MAML):
         eps ~ N(0, I) from ``generator`` (one per weight, in any order: the tests do not depend on it); the head
         (not stochastic) is the mean itself."""
         params = dict(self.model.named_parameters())
-        # BEGIN SOLUTION hint="for each name in self.stochastic: sample_gaussian(mu, 2 * log_sigma, generator=generator); log_sigma is self.log_sigma[name with '.' -> '__']"
+        # BEGIN SOLUTION hint="for each name in self.stochastic: sample_gaussian(mu, 2 * log_sigma, \
+        #     generator=generator); log_sigma is self.log_sigma[name with '.' -> '__']"
         for n in self.stochastic:
             params[n] = sample_gaussian(params[n], 2 * self.log_sigma[n.replace(".", "__")], generator=generator)
         # END SOLUTION
@@ -116,7 +117,8 @@ class MRMAML(MAML):
         """KL(N(mu, exp(2 log_sigma)) || N(0, I)) summed (not averaged) over every stochastic weight: a 0-dim tensor,
         differentiable in the means and the log-sigmas."""
         params = dict(self.model.named_parameters())
-        # BEGIN SOLUTION hint="sum over self.stochastic of kl_diag_gaussians on the flattened mu and logvar = 2 * log_sigma, against zeros"
+        # BEGIN SOLUTION hint="sum over self.stochastic of kl_diag_gaussians on the flattened mu and logvar = 2 * \
+        #     log_sigma, against zeros"
         kl = 0.0
         for n in self.stochastic:
             mu, logvar = params[n].flatten(), 2 * self.log_sigma[n.replace(".", "__")].flatten()

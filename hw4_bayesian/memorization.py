@@ -32,7 +32,8 @@ def shuffle_labels(support_y: torch.Tensor, query_y: torch.Tensor, n_way: int,
         (support_y', query_y'), same shapes: y' = pi_b(y) in task b, with pi_b a uniformly random
         permutation of 0..N-1 drawn for task b, the same for its support and its query set.
     """
-    # BEGIN SOLUTION hint="one random permutation per task (argsort of uniform noise, shape (B, N)); index it with the labels (gather)"
+    # BEGIN SOLUTION hint="one random permutation per task (argsort of uniform noise, shape (B, N)); index it with \
+    #     the labels (gather)"
     B = support_y.shape[0]
     perm = torch.rand(B, n_way, generator=generator).argsort(dim=1).to(support_y.device)  # (B, N): pi_b
     return perm.gather(1, support_y), perm.gather(1, query_y)
@@ -57,7 +58,8 @@ def support_sensitivity(predict: Callable, support_x: torch.Tensor, support_y: t
         labels are relabelled with ``cyclic_relabel`` (a derangement). 0: the support labels are
         ignored; 1 for a learner that follows them (its predictions are relabelled too).
     """
-    # BEGIN SOLUTION hint="predict twice, with support_y and with cyclic_relabel(support_y, shift, n_way); compare the argmaxes"
+    # BEGIN SOLUTION hint="predict twice, with support_y and with cyclic_relabel(support_y, shift, n_way); compare \
+    #     the argmaxes"
     shift = torch.randint(1, n_way, (support_y.shape[0],), generator=generator).to(support_y.device)
     before = predict(support_x, support_y, query_x).argmax(-1)
     after = predict(support_x, cyclic_relabel(support_y, shift, n_way), query_x).argmax(-1)

@@ -71,7 +71,9 @@ class NeuralProcess(nn.Module):
         Draw z with one ``sample_gaussian(mu, logvar, generator=generator)`` (n_samples None: one z per task,
         (B, z_dim)), so that log_lik is differentiable in the encoder through z (reparameterised).
         """
-        # BEGIN SOLUTION hint="posterior: encode the support and query points together (cat along dim 1); prior: encode the support; z = sample_gaussian(posterior); decode the query; log_lik = -gaussian_nll summed over points; kl = kl_diag_gaussians(posterior, prior)"
+        # BEGIN SOLUTION hint="posterior: encode the support and query points together (cat along dim 1); prior: \
+        #     encode the support; z = sample_gaussian(posterior); decode the query; log_lik = -gaussian_nll summed \
+        #     over points; kl = kl_diag_gaussians(posterior, prior)"
         mu_post, logvar_post = self.encode(torch.cat([support_x, query_x], 1), torch.cat([support_y, query_y], 1))
         mu_prior, logvar_prior = self.encode(support_x, support_y)
         z = sample_gaussian(mu_post, logvar_post, generator=generator)

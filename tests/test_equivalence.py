@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from cs330.grading import grader, homework, markers, mutants
+from cs330.grading.trusted import grader
+from cs330.grading.authoring import homework, markers
+from cs330.grading.instructor import mutants
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO / "tests" / "equivalence"
@@ -77,7 +79,13 @@ def test_variant_earns_full_marks(folder, name, tmp_path):
 def test_every_solution_module_has_three_variants(hw):
     """Every submitted module with solution regions is rewritten by at least three variants."""
     folder = CORPUS / hw.folder
-    variants = [v for v in sorted(folder.iterdir()) if v.is_dir() and not v.name.startswith((".", "__"))] if folder.is_dir() else []
-    short = {rel: n for rel in _solution_modules(hw) if (n := sum((v / rel).is_file() for v in variants)) < MIN_VARIANTS}
+    variants = (
+        [v for v in sorted(folder.iterdir()) if v.is_dir() and not v.name.startswith((".", "__"))]
+        if folder.is_dir()
+        else []
+    )
+    short = {
+        rel: n for rel in _solution_modules(hw) if (n := sum((v / rel).is_file() for v in variants)) < MIN_VARIANTS
+    }
     assert not short, f"{hw.folder}: modules with fewer than {MIN_VARIANTS} independent solutions in {folder}: {short}"
     assert (folder / "README.md").is_file(), f"{folder}/README.md should say how each variant differs"

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from cs330.grading import grader, homework, markers, release
+from cs330.grading.trusted import grader
+from cs330.grading.authoring import homework, markers, release
 
 REPO = Path(__file__).resolve().parents[1]
 HOMEWORKS = [REPO / "tests" / "fixtures" / "toyhw"] + [hw.root for hw in homework.discover(REPO)]
@@ -42,7 +43,9 @@ def test_student_release_imports(released):
 
     hw, paths = released
     for module in hw.submitted_modules():
-        proc = subprocess.run([sys.executable, "-c", f"import {module}"], cwd=paths["student"], capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, "-c", f"import {module}"], cwd=paths["student"], capture_output=True, text=True
+        )
         assert proc.returncode == 0, f"{module}.py of the release does not import:\n{proc.stderr}"
 
 
@@ -57,7 +60,11 @@ def test_nothing_leaks(released):
             if markers.is_hidden_file(text):
                 secrets.append(rel.as_posix())
             else:
-                secrets += [line.strip() for line in markers.student_copy(text, str(rel)).removed if len(line.strip()) >= release.MIN_LEAK_CHARS]
+                secrets += [
+                    line.strip()
+                    for line in markers.student_copy(text, str(rel)).removed
+                    if len(line.strip()) >= release.MIN_LEAK_CHARS
+                ]
     with zipfile.ZipFile(paths["student_zip"]) as zf:
         contents = {name: zf.read(name).decode(errors="replace") for name in zf.namelist()}
     for name, text in contents.items():

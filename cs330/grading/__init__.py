@@ -1,12 +1,23 @@
-"""The course toolchain: solution markers, release, autograder and submission checks.
+"""The course toolchain. Homework tests need only this::
 
-Homework tests need only the ``student`` and ``reference`` fixtures (cs330.grading.plugin) and::
+    from cs330.grading import expect_tensor, graded, submission_path
 
-    from cs330.grading import graded, expect_tensor, submission_path
+and the ``student`` / ``reference`` fixtures of the pytest plugin (``plugin``).
 
-(``student_module`` / ``reference_module`` serve the homeworks still on the legacy in-process design.)
+Rooms, by which side of the trust boundary they run on (README.md draws it):
+
+- ``api``, ``plugin``, ``code``  the test-author API and the pytest plugin; ``code`` is a folder's modules as a namespace
+- ``cli``                        ``cs330 test``, ``cs330 submit``; the course's commands when ``instructor`` is installed
+- ``authoring/``                 homework.toml, markers, zips, ``cs330 submit``, ``cs330 release``
+- ``wire``                       the frame format the trusted side and the worker share
+- ``trusted/``                   the grader, the test processes, the proxy to the worker: decides grades
+- ``worker/``                    the untrusted worker and its jail: the only place student code runs
+- ``instructor/``                mutation testing, ``cs330 demo``, the course's subcommands
+
+The student wheel (``cs330 release``) holds ``api``, ``plugin``, ``code``, ``cli`` and ``authoring``
+without ``release``; ``wire``, ``trusted``, ``worker`` and ``instructor`` stay in the course repository.
 """
 
-from cs330.grading.api import expect_tensor, graded, reference_module, student_module, submission_path
+from cs330.grading.api import expect_tensor, graded, submission_path
 
-__all__ = ["expect_tensor", "graded", "reference_module", "student_module", "submission_path"]
+__all__ = ["expect_tensor", "graded", "submission_path"]

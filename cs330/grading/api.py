@@ -1,33 +1,29 @@
-"""What homework tests use: the ``graded`` decorator and access to the student's and reference code.
+"""What homework tests use: the ``graded`` decorator, ``expect_tensor``, ``submission_path``.
 
-A test::
+A test takes the ``student`` fixture (the submission's code) and, for hidden checks, ``reference``
+(the reference solution); both come from the pytest plugin (cs330.grading.plugin)::
 
-    from cs330.grading import graded, student_module, reference_module
+    from cs330.grading import expect_tensor, graded
 
     @graded("2a-1-hidden", points=2, timeout=30)
-    def test_prototypes_match_reference():
+    def test_prototypes_match_reference(student, reference):
         \"\"\"Prototypes equal the reference on a seeded episode.\"\"\"
-        protonet = student_module("protonet")       # import failures become a clear test failure
-        out = protonet.prototypes(...)
+        out = expect_tensor(student.protonet.prototypes(support, labels, 5), "prototypes", shape=(5, 64))
         # BEGIN HIDDEN
-        assert torch.allclose(out, reference_module("protonet").prototypes(...))
+        assert torch.allclose(out, reference.protonet.prototypes(support, labels, 5))
         # END HIDDEN
 
-Test ids follow the course convention ``<question>-<n>-basic|hidden``. Run one with
+In the autograder ``student.protonet`` is a proxy to the sandboxed worker (cs330.grading.trusted.remote);
+in a student's own ``pytest tests`` it is the module itself (cs330.grading.code). Test ids follow the
+course convention ``<question>-<n>-basic|hidden``. Run one with
 ``pytest hw2_maml_protonet/tests --cs330-id 2a-1-hidden`` or ``cs330 test hw2 2a-1-hidden``.
-Student modules must be imported inside tests (never at a test file's top level), so that the
-autograder can load the tests before any student code runs.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import inspect
 import os
 import re
-import sys
-import traceback
 from pathlib import Path
 
 import pytest
@@ -35,11 +31,9 @@ import pytest
 TEST_ID = re.compile(r"^(?P<question>\d+[a-z]*)-(?P<n>\d+)-(?P<kind>basic|hidden)$")
 VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")
 
-# Set by the autograder in the process that runs the tests (see cs330.grading.runner).
+# Set by the autograder in the process that runs the tests (see cs330.grading.trusted.runner).
 ENV_SUBMISSION = "CS330_SUBMISSION"
 ENV_REFERENCE = "CS330_REFERENCE"
-ENV_TRUSTED = "CS330_TRUSTED_GRADER"  # set in a trusted test process: student code runs only in the worker
-_reference_modules: dict[str, object] = {}
 
 
 def graded(test_id: str, points: float = 1, timeout: float | None = None, visibility: str | None = None):
@@ -64,6 +58,12 @@ def graded(test_id: str, points: float = 1, timeout: float | None = None, visibi
         return fn
 
     return decorate
+
+
+def graded_meta(item) -> dict | None:
+    """The ``graded`` marks of a collected test (id, points, hidden, visibility), or None."""
+    mark = item.get_closest_marker("cs330")
+    return dict(mark.kwargs) if mark else None
 
 
 def expect_tensor(value, what: str, shape: tuple | None = None):
@@ -95,60 +95,3 @@ def submission_dir(caller_file: str | None = None) -> Path:
 def submission_path(*parts: str) -> Path:
     """A path inside the submission, e.g. ``submission_path("results", "metrics.json")``."""
     return submission_dir(inspect.stack()[1].filename).joinpath(*parts)
-
-
-def student_module(name: str):
-    """Import the student's module ``name`` (``"protonet"`` for ``protonet.py``).
-
-    Any error while importing it fails the calling test with a message that says what went wrong,
-    so a submission that does not import still gets a full report.
-    """
-    return _import_student(submission_dir(inspect.stack()[1].filename), name)
-
-
-def _import_student(folder: Path, name: str):
-    if os.environ.get(ENV_TRUSTED):
-        pytest.fail(f"this homework is graded with student code in a separate process: reach {name}.py through the "
-                    f"`student` fixture (student.{name}), not student_module()/reference_module()", pytrace=False)
-    if str(folder) not in sys.path:
-        sys.path.insert(0, str(folder))
-    if not (folder / (name.replace(".", "/") + ".py")).is_file():
-        pytest.fail(f"{name.replace('.', '/')}.py is missing from your submission (looked in {folder})", pytrace=False)
-    try:
-        return importlib.import_module(name)
-    except BaseException as e:  # SyntaxError, ImportError, SystemExit, anything raised at import time
-        tb = traceback.format_exception(type(e), e, e.__traceback__)
-        student_frames = "".join(line for line in tb if str(folder) in line or not line.startswith("  File"))
-        pytest.fail(f"Could not import your {name}.py:\n{student_frames.strip()}", pytrace=False)
-
-
-def reference_module(name: str):
-    """The reference solution's module ``name``: for hidden checks only (autograder bundle or repo).
-
-    In the autograder the reference is loaded before any student code runs and is kept out of
-    ``sys.modules``; here it returns that private copy. In the course repository, where the code
-    under test *is* the reference, it imports it like ``student_module``.
-    """
-    if name in _reference_modules:
-        return _reference_modules[name]
-    if os.environ.get(ENV_REFERENCE) is not None:
-        raise RuntimeError(f"reference module {name!r} was not preloaded (list it in homework.toml `submit`)")
-    return _import_student(submission_dir(inspect.stack()[1].filename), name)
-
-
-def preload_reference(folder: Path, names: list[str]) -> None:
-    """Load the reference modules from ``folder`` into a private table, then drop them (and anything
-    they imported from ``folder``) from ``sys.modules`` so student imports get the student's files."""
-    folder = folder.resolve()
-    sys.path.insert(0, str(folder))
-    try:
-        for name in names:
-            if (folder / (name.replace(".", "/") + ".py")).is_file():
-                _reference_modules[name] = importlib.import_module(name)
-    finally:
-        sys.path.remove(str(folder))
-        from cs330.grading.sandbox import modules_from
-
-        for mod_name in modules_from(folder):
-            del sys.modules[mod_name]
-        importlib.invalidate_caches()

@@ -2,7 +2,7 @@
 
 The same object serves the three places code is run from:
 
-* the student worker (cs330.grading.worker), over the student's workspace;
+* the student worker (cs330.grading.worker.serve), over the student's workspace;
 * the trusted side of the autograder, over the reference solution (the ``reference`` fixture);
 * a student's own ``pytest tests`` run, over their folder (the ``student`` fixture, in process).
 

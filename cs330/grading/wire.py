@@ -56,7 +56,11 @@ def plain(value, depth: int = 0):
         if value.layout != torch.strided or value.is_quantized or value.is_nested or value.device.type != "cpu":
             raise NotAResult(f"it holds a {value.layout} tensor")
         # a fresh plain tensor: no subclass, no hooks, no shared storage with anything else
-        return torch.Tensor._make_subclass(torch.Tensor, value.detach().clone(), False) if kind is not torch.Tensor else value.detach()
+        return (
+            torch.Tensor._make_subclass(torch.Tensor, value.detach().clone(), False)
+            if kind is not torch.Tensor
+            else value.detach()
+        )
     if kind in (list, tuple):
         return kind(plain(v, depth + 1) for v in value)
     if kind is dict or kind.__name__ == "OrderedDict" and isinstance(value, dict):

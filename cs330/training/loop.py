@@ -84,10 +84,16 @@ def train_loop(step_fn, evaluate_fn, state: RunState, *, steps: int, eval_every:
                 state.history.append(row)
                 if save is not None:
                     save(state)
-                shown = {k: f"{v:.4f}" if isinstance(v, float) else v for k, v in row.items() if k not in ("step", "time_s")}
+                shown = {
+                    k: f"{v:.4f}" if isinstance(v, float) else v for k, v in row.items() if k not in ("step", "time_s")
+                }
                 bar.set_postfix(shown, refresh=False)
                 if log:
-                    log(f"step {state.step:6d}  " + "  ".join(f"{k} {v}" for k, v in shown.items()) + f"  ({state.time_s:.0f} s)")
+                    log(
+                        f"step {state.step:6d}  "
+                        + "  ".join(f"{k} {v}" for k, v in shown.items())
+                        + f"  ({state.time_s:.0f} s)"
+                    )
             if out_of_time:
                 if log:
                     log(f"time limit of {time_limit:g} s reached: stopping at step {state.step} of {steps}")

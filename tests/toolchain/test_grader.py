@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from cs330.cli import main as cli
-from cs330.grading import grader, runner, submit
+from cs330.grading.authoring import submit
+from cs330.grading.trusted import grader
+from cs330.grading.worker import jail
 
 IDS = ["1a-0-basic", "1a-1-hidden", "1a-2-hidden", "1b-0-basic", "1b-1-hidden", "1c-0-basic", "2a-0-basic"]
 ALL_PASS = dict.fromkeys(IDS, "passed")
@@ -74,7 +76,10 @@ def test_preloaded_libraries_are_imported_before_any_test(tmp_path, toyhw):
     config = hw / "homework.toml"
     sub = tmp_path / "sub"
     shutil.copytree(toyhw.root, sub, ignore=shutil.ignore_patterns("tests", "homework.toml", "README.md"))
-    (sub / "toy.py").write_text("import sys\nprint('PRELOADED' if 'colorsys' in sys.modules else 'COLD')\n" + (toyhw.root / "toy.py").read_text())
+    (sub / "toy.py").write_text(
+        "import sys\nprint('PRELOADED' if 'colorsys' in sys.modules else 'COLD')\n"
+        + (toyhw.root / "toy.py").read_text()
+    )
     config.write_text(config.read_text() + 'preload = ["colorsys"]\n')
     report = grader.grade(hw, sub)
     assert report.score == report.max_score == 8, report.table()
@@ -92,8 +97,12 @@ def test_student_view_of_hidden_tests(toy_release, tmp_path):
 
     student = tmp_path / "toyhw"
     shutil.copytree(toy_release["student"], student)
-    proc = subprocess.run([sys.executable, "-m", "pytest", "tests", "-q", "-rs", "--cs330-id", "1a-1-hidden"], cwd=student,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "tests", "-q", "-rs", "--cs330-id", "1a-1-hidden"],
+        cwd=student,
+        capture_output=True,
+        text=True,
+    )
     assert "NotImplementedError" in proc.stdout, "the hidden test must still call the student's code"
 
 
@@ -186,23 +195,47 @@ for pid in [os.getppid(), *map(int, filter(str.isdigit, os.listdir("/proc")))]:
 
 CASES = {
     # name: (toy.py source or None, include metrics artifact, expected statuses)
-    "syntax_error": ("def softmax(x):\n    return x +\n", True, {**dict.fromkeys(IDS, "failed"), "2a-0-basic": "passed"}),
-    "exit_at_import": (REFERENCE + "\nimport sys\nsys.exit(3)\n", True, {**dict.fromkeys(IDS, "failed"), "2a-0-basic": "passed"}),
+    "syntax_error": (
+        "def softmax(x):\n    return x +\n",
+        True,
+        {**dict.fromkeys(IDS, "failed"), "2a-0-basic": "passed"},
+    ),
+    "exit_at_import": (
+        REFERENCE + "\nimport sys\nsys.exit(3)\n",
+        True,
+        {**dict.fromkeys(IDS, "failed"), "2a-0-basic": "passed"},
+    ),
     "missing_code": (None, True, {**dict.fromkeys(IDS, "failed"), "2a-0-basic": "passed"}),
     "infinite_loop": (REFERENCE + "\ndef softmax(x):\n    while True:\n        pass\n", True, SOFTMAX_FAILS),
-    "ignores_alarm": (REFERENCE + "\nimport signal\ndef softmax(x):\n    signal.signal(signal.SIGALRM, signal.SIG_IGN)\n"
-                      "    signal.setitimer(signal.ITIMER_REAL, 0)\n    while True:\n        pass\n", True, SOFTMAX_FAILS),
+    "ignores_alarm": (
+        REFERENCE + "\nimport signal\ndef softmax(x):\n    signal.signal(signal.SIGALRM, signal.SIG_IGN)\n"
+        "    signal.setitimer(signal.ITIMER_REAL, 0)\n    while True:\n        pass\n",
+        True,
+        SOFTMAX_FAILS,
+    ),
     "os_exit": (REFERENCE + "\nimport os\ndef softmax(x):\n    os._exit(0)\n", True, SOFTMAX_FAILS),
     "segfault": (REFERENCE + "\nimport ctypes\ndef softmax(x):\n    ctypes.string_at(0)\n", True, SOFTMAX_FAILS),
-    "memory_bomb": (REFERENCE + "\ndef softmax(x):\n    hog = bytearray(64 << 30)\n    return hog\n", True, SOFTMAX_FAILS),
-    "huge_output": (REFERENCE + "\n_mean_pool = mean_pool\ndef mean_pool(x):\n    for _ in range(20):\n"
-                    "        print('spam' * 2_500_000)\n    return _mean_pool(x)\n", True, ALL_PASS),
+    "memory_bomb": (
+        REFERENCE + "\ndef softmax(x):\n    hog = bytearray(64 << 30)\n    return hog\n",
+        True,
+        SOFTMAX_FAILS,
+    ),
+    "huge_output": (
+        REFERENCE + "\n_mean_pool = mean_pool\ndef mean_pool(x):\n    for _ in range(20):\n"
+        "        print('spam' * 2_500_000)\n    return _mean_pool(x)\n",
+        True,
+        ALL_PASS,
+    ),
     "snoop": (REFERENCE + SNOOP, True, SOFTMAX_FAILS),
     # legitimate run-time writes: temp files and library caches land in the test's own temp folder
-    "writes_caches": (REFERENCE + "\n_mean_pool = mean_pool\ndef mean_pool(x):\n    import tempfile\n"
-                      "    from torch._inductor.runtime.cache_dir_utils import cache_dir\n"
-                      "    with tempfile.NamedTemporaryFile() as f:\n        f.write(b'x')\n"
-                      "    open(cache_dir() + '/probe', 'w').write('x')\n    return _mean_pool(x)\n", True, ALL_PASS),
+    "writes_caches": (
+        REFERENCE + "\n_mean_pool = mean_pool\ndef mean_pool(x):\n    import tempfile\n"
+        "    from torch._inductor.runtime.cache_dir_utils import cache_dir\n"
+        "    with tempfile.NamedTemporaryFile() as f:\n        f.write(b'x')\n"
+        "    open(cache_dir() + '/probe', 'w').write('x')\n    return _mean_pool(x)\n",
+        True,
+        ALL_PASS,
+    ),
     "tamper": (REFERENCE + TAMPER, True, ALL_PASS),
 }
 
@@ -226,7 +259,7 @@ def make_submissions(folder: Path) -> None:
 
 @pytest.fixture(scope="module")
 def hostile_batch(tmp_path_factory):
-    from cs330.grading import homework
+    from cs330.grading.authoring import homework
 
     hw = homework.load(Path(__file__).resolve().parents[1] / "fixtures" / "toyhw")
     folder = tmp_path_factory.mktemp("submissions")
@@ -242,6 +275,11 @@ def hostile_batch(tmp_path_factory):
     return folder, out, gradebook
 
 
+def private_root() -> bool:
+    """Whether the worker gets a private root file system on this machine."""
+    return jail.available_mode() in ("namespaces", "user-namespace")
+
+
 def results_of(out: Path, name: str) -> dict:
     data = json.loads((out / name / "results.json").read_text())
     grader.validate(data)
@@ -250,8 +288,10 @@ def results_of(out: Path, name: str) -> dict:
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_hostile_submission_scores_what_it_earns(hostile_batch, case):
-    if case in ("snoop", "tamper") and not runner.isolation_available():
-        pytest.skip("full isolation needs root and Linux namespaces (the basic sandbox only stops accidents)")
+    if case in ("snoop", "tamper") and not private_root():
+        pytest.skip(
+            "a private root file system for the worker needs Linux namespaces (modes setuid/process only limit it)"
+        )
     _, out, _ = hostile_batch
     data = results_of(out, case)
     got = {t["number"]: t["status"] for t in data["tests"]}
@@ -287,7 +327,7 @@ def test_batch_gradebook_and_bad_entries(hostile_batch):
     assert "neither a folder nor a zip" in results_of(out, "not_a_zip")["output"]
     # the tampering submission could not touch other results, the tests, or files outside its workspace
     assert results_of(out, "syntax_error")["score"] == 1
-    if runner.isolation_available():
+    if private_root():
         import cs330
 
         assert not (Path(cs330.__file__).resolve().parents[1] / "TAMPERED").exists()
@@ -303,7 +343,7 @@ def test_grade_cli_exit_codes(tmp_path, toyhw):
 def test_submit_checks_and_zips(tmp_path, toy_release, monkeypatch):
     student = tmp_path / "toyhw"
     shutil.copytree(toy_release["student"], student)
-    from cs330.grading import homework
+    from cs330.grading.authoring import homework
 
     hw = homework.load(student)
     result, out = submit.submit(hw, tmp_path / "s.zip")

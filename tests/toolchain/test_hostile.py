@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from cs330.grading import grader, jail
+from cs330.grading.trusted import grader
+from cs330.grading.worker import jail
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "toyhw"
 REFERENCE = (FIXTURE / "toy.py").read_text()
@@ -383,8 +384,14 @@ def make_file_attacks(folder: Path) -> None:
             zf.writestr(f"junk/{i}.txt", "x")
     # odd entries: absolute, climbing, backslashes, control characters, toy.py as a folder
     with zipfile.ZipFile(folder / "zip_odd_entries.zip", "w") as zf:
-        for name in ["/tmp/cs330-hostile-marker-abs.py", "../../cs330-hostile-marker.py", "a/../../cs330-hostile-marker.py",
-                     "..\\..\\cs330-hostile-marker.py", "evil\x01name.py", "C:/cs330-hostile-marker.py"]:
+        for name in [
+            "/tmp/cs330-hostile-marker-abs.py",
+            "../../cs330-hostile-marker.py",
+            "a/../../cs330-hostile-marker.py",
+            "..\\..\\cs330-hostile-marker.py",
+            "evil\x01name.py",
+            "C:/cs330-hostile-marker.py",
+        ]:
             zf.writestr(name, "print('escaped')")
         zf.writestr("toy.py/inner.py", REFERENCE)
         zf.writestr("results/metrics.json", '{"pooled_sum": 2.0}')
@@ -398,7 +405,10 @@ def _uids_alive() -> list[int]:
         uids = []
         for pid in filter(str.isdigit, os.listdir("/proc")):
             try:
-                uid, state = os.stat(f"/proc/{pid}").st_uid, Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+                uid, state = (
+                    os.stat(f"/proc/{pid}").st_uid,
+                    Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0],
+                )
             except (OSError, IndexError):
                 continue
             if 61000 <= uid < 65000 and state != "Z":
@@ -416,7 +426,7 @@ def _markers() -> list[str]:
 
 @pytest.fixture(scope="module")
 def hostile(tmp_path_factory):
-    from cs330.grading import homework
+    from cs330.grading.authoring import homework
 
     assert not _markers(), f"leftovers from an earlier run: {_markers()}"
     hw = homework.load(FIXTURE)
@@ -443,7 +453,9 @@ def test_attack_scores_only_what_it_earns(hostile, case):
     _, out, _ = hostile
     data = results_of(out, case)
     expected = CASES[case][1] if case in CASES else SUBMISSION_CASES[case]
-    assert statuses(data) == expected, f"{case}: " + json.dumps({t["number"]: t["output"][:400] for t in data["tests"]}, indent=1)
+    assert statuses(data) == expected, f"{case}: " + json.dumps(
+        {t["number"]: t["output"][:400] for t in data["tests"]}, indent=1
+    )
     if PRIVATE_ROOT and case in ("secrets", "host_files", "persist_a", "persist_b"):
         assert "attack got: []" in data["tests"][0]["output"], data["tests"][0]["output"][:2000]
 
@@ -467,7 +479,10 @@ def test_attacks_get_clear_messages(hostile):
     assert "toy.py: a symbolic link, left out" in summary["symlink_file"]
     assert "is a symbolic link: submissions are never followed through links" in summary["symlink_submission"]
     assert "toy.py: a symbolic link, left out" in summary["zip_symlink"]
-    assert "results/bomb.bin: over 256 MB, left out" in summary["zip_bomb"] and "more than 2000 files" in summary["zip_bomb"]
+    assert (
+        "results/bomb.bin: over 256 MB, left out" in summary["zip_bomb"]
+        and "more than 2000 files" in summary["zip_bomb"]
+    )
     assert "toy.py is a folder; a file was expected" in summary["zip_odd_entries"]
     assert summary["zip_odd_entries"].count("not a plain relative path") == 6
     rows = {r.split(",")[0]: r.split(",") for r in gradebook.read_text().splitlines()[1:]}
@@ -483,7 +498,7 @@ def test_watchdog_cannot_extend_the_deadline(hostile):
 @pytest.mark.parametrize("case", VERDICT_CASES)
 def test_verdicts_stay_outside_without_a_sandbox(tmp_path, monkeypatch, case):
     """With no namespaces and no other user (``process`` mode), the grader still judges from data."""
-    from cs330.grading import homework
+    from cs330.grading.authoring import homework
 
     monkeypatch.setenv("CS330_SANDBOX", "process")
     jail.available_mode.cache_clear()
@@ -502,7 +517,7 @@ def test_total_time_budget_is_the_graders(tmp_path):
     import shutil
     import time
 
-    from cs330.grading import homework
+    from cs330.grading.authoring import homework
 
     hw_dir = tmp_path / "toyhw"
     shutil.copytree(FIXTURE, hw_dir)
@@ -510,8 +525,11 @@ def test_total_time_budget_is_the_graders(tmp_path):
     toml.write_text(toml.read_text().replace("timeout = 5\n", "timeout = 5\ntotal_timeout = 12\n"))
     sub = tmp_path / "loops"
     sub.mkdir()
-    (sub / "toy.py").write_text(REFERENCE.replace('    """Mean over the sequence dimension', '    while True:\n        pass\n    """Mean', 1)
-                                .replace('    """Softmax over the last dimension', '    while True:\n        pass\n    """Softmax', 1))
+    (sub / "toy.py").write_text(
+        REFERENCE.replace(
+            '    """Mean over the sequence dimension', '    while True:\n        pass\n    """Mean', 1
+        ).replace('    """Softmax over the last dimension', '    while True:\n        pass\n    """Softmax', 1)
+    )
     start = time.monotonic()
     report = grader.grade(homework.load(hw_dir).root, sub)
     took = time.monotonic() - start

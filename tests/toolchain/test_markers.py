@@ -4,7 +4,7 @@ import ast
 
 import pytest
 
-from cs330.grading import markers
+from cs330.grading.authoring import markers
 
 REF = '''\
 def f(x):
@@ -96,3 +96,15 @@ def h(x):
     copy = markers.student_copy(src, "stubs.py")
     assert markers.count_stubs(copy.text) == 4, copy.text
     assert markers.count_stubs(src) == 0
+
+
+def test_a_long_hint_goes_on_in_the_next_comment_line():
+    src = ('def f(x):\n    # BEGIN SOLUTION hint="average the support embeddings \\\n    #     of each class"\n'
+           "    return x.mean(0)\n    # END SOLUTION\n")
+    student = markers.student_copy(src, "t.py")
+    assert "NotImplementedError('TODO: average the support embeddings of each class')" in student.text
+    assert "of each class\"" not in student.text.replace("embeddings of each class')", "")
+    assert student.removed == ["    return x.mean(0)"]
+    assert markers.solved_copy(src, "t.py") == "def f(x):\n    return x.mean(0)\n"
+    with pytest.raises(markers.MarkerError, match=r"t\.py:3: a marker line ending in"):
+        markers.student_copy('def f(x):\n    # BEGIN SOLUTION hint="a \\\n    return x\n    # END SOLUTION\n', "t.py")

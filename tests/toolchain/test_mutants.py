@@ -9,8 +9,8 @@ import shutil
 import pytest
 
 from cs330.cli import main as cli
-from cs330.grading import mutants
-from cs330.grading.markers import MarkerError
+from cs330.grading.instructor import mutants
+from cs330.grading.authoring.markers import MarkerError
 
 SOURCE = '''"""A module with every kind of mutable code in its solution regions."""
 import torch
@@ -141,7 +141,9 @@ def test_mutants_of_the_toy_homework_are_graded_by_the_real_grader(tmp_path, toy
     hw = tmp_path / "toyhw"
     shutil.copytree(toyhw.root, hw)
     toy = hw / "toy.py"
-    text = toy.read_text().replace("    return x * factor  # SOLUTION", "    x = x + 0  # SOLUTION\n    return x * factor  # SOLUTION")
+    text = toy.read_text().replace(
+        "    return x * factor  # SOLUTION", "    x = x + 0  # SOLUTION\n    return x * factor  # SOLUTION"
+    )
     toy.write_text(text)
     # the toy's 5 s per test is tight for two gradings at once on a busy machine; this copy is ours
     config = hw / "homework.toml"
@@ -151,7 +153,22 @@ def test_mutants_of_the_toy_homework_are_graded_by_the_real_grader(tmp_path, toy
     table = tmp_path / "toyhw.toml"
     table.write_text(f'[equivalent]\n"{equivalent}" = "adding zero does nothing"\n"toy.py:1:gone" = "stale"\n')
     out = tmp_path / "report.json"
-    args = ["mutants", str(hw), "--id", killed, "--id", survivor, "--id", equivalent, "--equivalent", str(table), "--out", str(out), "--jobs", "2"]
+    args = [
+        "mutants",
+        str(hw),
+        "--id",
+        killed,
+        "--id",
+        survivor,
+        "--id",
+        equivalent,
+        "--equivalent",
+        str(table),
+        "--out",
+        str(out),
+        "--jobs",
+        "2",
+    ]
     assert cli(args) == 0
     report = json.loads(out.read_text())
     status = {m["id"]: m["status"] for m in report["mutants"]}
@@ -165,34 +182,56 @@ def test_mutants_of_the_toy_homework_are_graded_by_the_real_grader(tmp_path, toy
 def fake_grader(calls, verdicts, caught_by_test_toy=()):
     """A stand-in for grader.grade_bundle: the tests of ``verdicts`` (text in toy.py -> statuses);
     texts in ``caught_by_test_toy`` fail only where the bundle has tests/test_toy.py."""
-    from cs330.grading import grader
-    from cs330.grading.runner import Outcome
+    from cs330.grading.trusted import grader
+    from cs330.grading.trusted.runner import Outcome
 
-    def grade_bundle(bundle, submission, jobs=1, hide=()):
+    def grade_bundle(bundle, submission, jobs=1):
         text = (submission / "toy.py").read_text()
         calls.append(text)
         statuses = next((v for k, v in verdicts.items() if k in text), ["passed", "passed"])
         if (bundle / "tests" / "test_toy.py").is_file() and any(k in text for k in caught_by_test_toy):
             statuses = ["passed", "failed"]
-        outcomes = [Outcome(nodeid=f"t{i}", id=f"1a-{i}-basic", points=1, visibility="visible", hidden=False, doc="", timeout=5,
-                            status=s, message=s, duration=0.5) for i, s in enumerate(statuses)]
+        outcomes = [
+            Outcome(
+                nodeid=f"t{i}",
+                id=f"1a-{i}-basic",
+                points=1,
+                visibility="visible",
+                hidden=False,
+                doc="",
+                timeout=5,
+                status=s,
+                message=s,
+                duration=0.5,
+            )
+            for i, s in enumerate(statuses)
+        ]
         return grader.Report(submission=str(submission), outcomes=outcomes, execution_time=2.0)
 
     return grade_bundle
 
 
 def test_verdicts_are_written_as_they_come_and_reused_only_for_the_same_text_and_grader(tmp_path, toyhw, monkeypatch):
-    from cs330.grading import grader
+    from cs330.grading.trusted import grader
 
     calls = []
-    monkeypatch.setattr(grader, "grade_bundle", fake_grader(calls, {"x.min(": ["failed", "passed"], "x.max(dim=-2,": ["timeout", "passed"]}))
+    monkeypatch.setattr(
+        grader,
+        "grade_bundle",
+        fake_grader(calls, {"x.min(": ["failed", "passed"], "x.max(dim=-2,": ["timeout", "passed"]}),
+    )
     chosen = mutants.homework_mutants(toyhw)[:5]
     report = tmp_path / "r.json"
     first = mutants.measure(toyhw, chosen, {chosen[0].id: "reviewed"}, jobs=2, log=lambda _: None, report=report)
     status = {r.id: r.status for r in first.results}
     assert [r.id for r in first.results] == [m.id for m in chosen]  # source order, whatever finished first
-    assert status == {chosen[0].id: "equivalent", "toy.py:13:swap-op-Sub-Add": "survived", "toy.py:13:swap-call-max-min": "killed",
-                      "toy.py:13:toggle-keepdim": "survived", "toy.py:13:dim--1-to--2": "killed"}
+    assert status == {
+        chosen[0].id: "equivalent",
+        "toy.py:13:swap-op-Sub-Add": "survived",
+        "toy.py:13:swap-call-max-min": "killed",
+        "toy.py:13:toggle-keepdim": "survived",
+        "toy.py:13:dim--1-to--2": "killed",
+    }
     assert len(calls) == 1 + 4 + 1  # the reference, four mutants, the timeout-only kill graded again alone
     assert "graded again alone" in next(r.note for r in first.results if r.operator == "dim--1-to--2")
     assert json.loads(report.read_text())["total"]["mutants"] == 5
@@ -209,7 +248,7 @@ def test_verdicts_are_written_as_they_come_and_reused_only_for_the_same_text_and
 
 
 def test_a_reference_without_full_marks_stops_the_measurement(toyhw, monkeypatch):
-    from cs330.grading import grader
+    from cs330.grading.trusted import grader
 
     calls = []
     monkeypatch.setattr(grader, "grade_bundle", fake_grader(calls, {"def softmax": ["failed", "passed"]}))
@@ -219,14 +258,26 @@ def test_a_reference_without_full_marks_stops_the_measurement(toyhw, monkeypatch
 
 
 def test_first_test_files_kill_what_they_catch_and_the_rest_is_graded_in_full(toyhw, monkeypatch):
-    from cs330.grading import grader
+    from cs330.grading.trusted import grader
 
     calls = []
-    monkeypatch.setattr(grader, "grade_bundle", fake_grader(calls, {"x.min(": ["failed", "passed"]}, caught_by_test_toy=["keepdim=False"]))
-    chosen = [m for m in mutants.homework_mutants(toyhw) if m.operator in ("swap-call-max-min", "toggle-keepdim", "swap-op-Sub-Add")][:3]
+    monkeypatch.setattr(
+        grader,
+        "grade_bundle",
+        fake_grader(calls, {"x.min(": ["failed", "passed"]}, caught_by_test_toy=["keepdim=False"]),
+    )
+    chosen = [
+        m
+        for m in mutants.homework_mutants(toyhw)
+        if m.operator in ("swap-call-max-min", "toggle-keepdim", "swap-op-Sub-Add")
+    ][:3]
     result = mutants.measure(toyhw, chosen, log=lambda _: None, first=["test_toy_hidden.py"])
     verdicts = {r.operator: (r.status, r.stage) for r in result.results}
-    assert verdicts == {"swap-call-max-min": ("killed", "first"), "toggle-keepdim": ("killed", "full"), "swap-op-Sub-Add": ("survived", "full")}
+    assert verdicts == {
+        "swap-call-max-min": ("killed", "first"),
+        "toggle-keepdim": ("killed", "full"),
+        "swap-op-Sub-Add": ("survived", "full"),
+    }
     assert len(calls) == 2 + 1 + 2 + 2  # the reference on both bundles; one grading for the first; two for the others
     with pytest.raises(mutants.MutantsError, match="not a test file"):
         mutants.measure(toyhw, chosen, log=lambda _: None, first=["test_nothing.py"])

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cs330.grading import homework, release
+from cs330.grading.authoring import homework, release
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "toyhw"
 
@@ -28,13 +28,25 @@ def test_student_zip_holds_the_tree(toy_release):
     with zipfile.ZipFile(toy_release["student_zip"]) as zf:
         names = sorted(zf.namelist())
     wheel = toy_release["wheel"].name
-    assert names == sorted([wheel, *(f"toyhw/{name}" for name in tree(toy_release["student"]))]), "the tree, and the cs330 wheel beside it"
+    assert names == sorted([wheel, *(f"toyhw/{name}" for name in tree(toy_release["student"]))]), (
+        "the tree, and the cs330 wheel beside it"
+    )
 
 
 def test_no_solution_or_hidden_text_in_student_tree(toy_release, toyhw):
     student = "\n".join(p.decode() for p in tree(toy_release["student"]).values())
-    for secret in ["x.max(dim=-1", "weights.sum(dim=-1", "x.sum(dim=1) / x.shape[1]", "x * factor", "reference_module(\"toy\")",
-                   "torch.tensor([[2.0, 3.0]])", "test_softmax_batched_dims", "BEGIN SOLUTION", "BEGIN HIDDEN", "pooled_sum\": 2.0"]:
+    for secret in [
+        "x.max(dim=-1",
+        "weights.sum(dim=-1",
+        "x.sum(dim=1) / x.shape[1]",
+        "x * factor",
+        "reference.toy",
+        "torch.tensor([[2.0, 3.0]])",
+        "test_softmax_batched_dims",
+        "BEGIN SOLUTION",
+        "BEGIN HIDDEN",
+        'pooled_sum": 2.0',
+    ]:
         assert secret not in student, f"{secret!r} leaked into the student tree"
     assert not (toy_release["student"] / "tests" / "test_toy_hidden.py").exists()
     assert not (toy_release["student"] / "results").exists(), "artifacts students produce must not ship"
@@ -44,9 +56,18 @@ def test_autograder_bundle_layout(toy_release):
     with zipfile.ZipFile(toy_release["autograder_zip"]) as zf:
         names = set(zf.namelist())
         run = zf.getinfo("run_autograder")
-    for required in ["setup.sh", "run_autograder", "requirements.txt", "cs330_package/pyproject.toml",
-                     "cs330_package/cs330/grading/grader.py", "homework/BUNDLE", "homework/tests/test_toy_hidden.py",
-                     "homework/reference/toy.py", "homework/reference/homework.toml", "homework/starter/toy.py"]:
+    for required in [
+        "setup.sh",
+        "run_autograder",
+        "requirements.txt",
+        "cs330_package/pyproject.toml",
+        "cs330_package/cs330/grading/trusted/grader.py",
+        "homework/BUNDLE",
+        "homework/tests/test_toy_hidden.py",
+        "homework/reference/toy.py",
+        "homework/reference/homework.toml",
+        "homework/starter/toy.py",
+    ]:
         assert required in names, f"{required} missing from the autograder zip"
     assert (run.external_attr >> 16) & 0o111, "run_autograder must be executable"
 
@@ -54,8 +75,12 @@ def test_autograder_bundle_layout(toy_release):
 def test_release_refuses_bad_markers(tmp_path, toyhw):
     hw_dir = tmp_path / "broken"
     shutil.copytree(toyhw.root, hw_dir)
-    (hw_dir / "toy.py").write_text((hw_dir / "toy.py").read_text().replace("    # END SOLUTION\n    return pooled", "    return pooled", 1))
-    with pytest.raises(release.ReleaseError, match=r"toy\.py:28: marker .* nested inside the SOLUTION region opened at line 21"):
+    (hw_dir / "toy.py").write_text(
+        (hw_dir / "toy.py").read_text().replace("    # END SOLUTION\n    return pooled", "    return pooled", 1)
+    )
+    with pytest.raises(
+        release.ReleaseError, match=r"toy\.py:28: marker .* nested inside the SOLUTION region opened at line 21"
+    ):
         release.release(homework.load(hw_dir), tmp_path / "out")
 
 
@@ -68,9 +93,8 @@ def test_release_refuses_leaks(tmp_path, toyhw):
         release.release(homework.load(hw_dir), tmp_path / "out")
 
 
-@pytest.mark.parametrize("use, name", [("def test_x():\n    reference_module('toy')", "reference_module"),
-                                       ("def test_y(student, reference):\n    assert reference.toy.scale(1, 2) == 2", "the reference fixture")])
-def test_release_refuses_reference_outside_hidden(tmp_path, toyhw, use, name):
+def test_release_refuses_reference_outside_hidden(tmp_path, toyhw):
+    use, name = "def test_y(student, reference):\n    assert reference.toy.scale(1, 2) == 2", "the reference fixture"
     hw_dir = tmp_path / "peek"
     shutil.copytree(toyhw.root, hw_dir)
     test = hw_dir / "tests" / "test_toy.py"
@@ -86,13 +110,28 @@ def test_bundle_package_builds_offline(tmp_path, toy_release):
 
     with zipfile.ZipFile(toy_release["autograder_zip"]) as zf:
         zf.extractall(tmp_path / "bundle")
-    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q",
-                           "-w", str(tmp_path / "wheel"), str(tmp_path / "bundle" / "cs330_package")], capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "-q",
+            "-w",
+            str(tmp_path / "wheel"),
+            str(tmp_path / "bundle" / "cs330_package"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     (wheel,) = (tmp_path / "wheel").glob("cs330-*.whl")
     with zipfile.ZipFile(wheel) as zf:
         names = zf.namelist()
-    assert "cs330/grading/results_schema.json" in names and "cs330/grading/plugin.py" in names
+    assert "cs330/grading/trusted/results_schema.json" in names and "cs330/grading/plugin.py" in names
     assert "torch" in (tmp_path / "bundle" / "requirements.txt").read_text()
 
 
@@ -114,8 +153,10 @@ def test_given_files_ship_solved(tmp_path, toyhw):
     """A later homework can be given an earlier one's file (a link in the repository), solved."""
     earlier = tmp_path / "hw_earlier"
     earlier.mkdir()
-    (earlier / "inner.py").write_text('def step(x):\n    # BEGIN SOLUTION hint="x + 1"\n    return x + 1\n    # END SOLUTION\n'
-                                      "\n\ndef twice(x):\n    return 2 * x  # SOLUTION\n")
+    (earlier / "inner.py").write_text(
+        'def step(x):\n    # BEGIN SOLUTION hint="x + 1"\n    return x + 1\n    # END SOLUTION\n'
+        "\n\ndef twice(x):\n    return 2 * x  # SOLUTION\n"
+    )
     hw_dir = tmp_path / "later"
     shutil.copytree(toyhw.root, hw_dir)
     (hw_dir / "earlier_inner.py").symlink_to(earlier / "inner.py")
@@ -125,4 +166,6 @@ def test_given_files_ship_solved(tmp_path, toyhw):
     given = (paths["student"] / "earlier_inner.py").read_text()
     assert "return x + 1" in given and "return 2 * x" in given, given
     assert "SOLUTION" not in given and not (paths["student"] / "earlier_inner.py").is_symlink()
-    assert "raise NotImplementedError" in (paths["student"] / "toy.py").read_text(), "the homework's own work is still stubbed"
+    assert "raise NotImplementedError" in (paths["student"] / "toy.py").read_text(), (
+        "the homework's own work is still stubbed"
+    )

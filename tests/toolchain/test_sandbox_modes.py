@@ -1,9 +1,9 @@
 """The worker's weaker modes, each graded for real: ``setuid`` (root without namespaces, as in a
 container without CAP_SYS_ADMIN) and the world the ``namespaces`` mode gives the student's code.
 
-``setuid`` needs Python where another user can run it. Here Python may live under a folder only
-root can enter (``/root/.pyenv``), so the grader runs in a mount namespace of its own where that
-folder is replaced by a world-traversable one holding only Python: the machine's own files are
+``setuid`` needs Python where another user can run it. Here Python may live under folders only
+root can enter (``/root/.pyenv``, a venv under a 0700 ``mktemp -d``), so the grader runs in a mount
+namespace of its own where each such folder is replaced by a world-traversable one holding only the way to Python: the machine's own files are
 untouched, and the grader inside sees ``unshare`` fail the way a container without namespaces
 makes it fail (``CS330_SANDBOX=setuid``).
 """
@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from cs330.grading import grader, jail
+from cs330.grading.trusted import grader
+from cs330.grading.worker import jail
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "toyhw"
 REFERENCE = (FIXTURE / "toy.py").read_text()
@@ -79,12 +80,32 @@ def test_the_workers_world_in_namespaces(tmp_path, toyhw):
     world = world_of(report)
     assert world["uid"] == world["euid"] >= 61000, "an unprivileged uid of its own"
     assert world["cwd"] == "/home/student/toyhw"
-    assert world["fds"] == [0, 1, 2, 3, 4, 5] or len(world["fds"]) <= 6, f"only its own channel and output: {world['fds']}"
-    assert not {"CS330_SUBMISSION", "CS330_REFERENCE", "CS330_TRUSTED_GRADER"} & set(world["env"]), "a scrubbed environment"
+    assert world["fds"] == [0, 1, 2, 3, 4, 5] or len(world["fds"]) <= 6, (
+        f"only its own channel and output: {world['fds']}"
+    )
+    assert not {"CS330_SUBMISSION", "CS330_REFERENCE", "CS330_TRUSTED_GRADER"} & set(world["env"]), (
+        "a scrubbed environment"
+    )
     # the top of its root: the system's folders, plus the first folder on the way to each read-only
     # bind (Python, the cs330 package, the data root), wherever the machine keeps them (/check in CI)
     binds = {Path(p).parts[1] for p in jail.read_only_paths()}
-    system = {"bin", "dev", "etc", "home", "lib", "lib32", "lib64", "libx32", "probes", "proc", "root", "sbin", "sys", "tmp", "usr"}
+    system = {
+        "bin",
+        "dev",
+        "etc",
+        "home",
+        "lib",
+        "lib32",
+        "lib64",
+        "libx32",
+        "probes",
+        "proc",
+        "root",
+        "sbin",
+        "sys",
+        "tmp",
+        "usr",
+    }
     assert set(world["root"]) <= system | binds, world["root"]
     assert not world["sees_repository"], "the course repository (tests, reference, .git) is out of its sight"
     assert not (world["write_usr"] or world["write_proc_sys"] or world["read_shadow"] or world["network"]), world
@@ -92,30 +113,60 @@ def test_the_workers_world_in_namespaces(tmp_path, toyhw):
     assert len(world["processes"]) <= 3, f"it sees only its own processes: {world['processes']}"
 
 
-def _closed_folder_before_python() -> tuple[Path, Path] | None:
-    """(a folder only its owner can enter on the way to Python, its child on that way), or None."""
-    prefix = Path(sys.base_prefix).resolve()
-    for folder in list(reversed(prefix.parents))[1:]:  # from the top, "/" left out
-        if not os.stat(folder).st_mode & 0o001:
-            return folder, folder / prefix.relative_to(folder).parts[0]
-    return None
+def _closed_folders_before_python() -> list[tuple[Path, list[Path]]]:
+    """The folders only their owner can enter on the way to Python and its environment (a 0700
+    ``/root/.pyenv``, a venv under a 0700 ``mktemp -d``), outermost first, each with its children on that way."""
+    found: dict[Path, set[Path]] = {}
+    for target in {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve()}:
+        for folder in list(reversed(target.parents))[1:]:  # from the top, "/" left out
+            if not os.stat(folder).st_mode & 0o001:
+                found.setdefault(folder, set()).add(folder / target.relative_to(folder).parts[0])
+    return [(folder, sorted(found[folder])) for folder in sorted(found, key=lambda f: len(f.parts))]
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"), reason="setuid mode needs root (and unshare for this test)")
+def test_closed_folders_are_named(monkeypatch):
+    """setuid mode refuses to start a worker that could not reach Python, naming the folder."""
+    import tempfile
+
+    from cs330.grading.trusted import runner
+
+    outer = Path(tempfile.mkdtemp(prefix="cs330-closed-"))
+    outer.chmod(0o755)
+    if jail.closed_to_others([str(outer)]) is not None:
+        shutil.rmtree(outer)
+        pytest.skip(f"the temp folder {outer.parent} is itself closed to other users")
+    closed = outer / "private"
+    (closed / "env").mkdir(parents=True)
+    closed.chmod(0o700)
+    assert jail.closed_to_others([str(closed / "env")]) == str(closed)
+    monkeypatch.setattr(sys, "prefix", str(closed / "env"))
+    try:
+        with pytest.raises(runner.GraderFault, match=rf"{closed} is closed to other users \(mode 700\).*chmod o\+x"):
+            runner._check_reachable_by_worker()
+    finally:
+        shutil.rmtree(outer)
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("unshare"), reason="setuid mode needs root (and unshare for this test)"
+)
 def test_setuid_mode_grades_and_contains(tmp_path, toyhw):
     """Root without namespaces: the worker is another user; the reference scores 8, host files stay
     out of its reach, and results.json says which mode was used."""
     sub = submission(tmp_path, REFERENCE + world_source())
     results = tmp_path / "results.json"
     grade = f"CS330_SANDBOX=setuid exec {sys.executable} -m cs330.cli grade {toyhw.root} {sub} --results {results}"
-    hidden = _closed_folder_before_python()
-    if hidden is not None:  # e.g. /root/.pyenv: give the sandbox user a path to Python, in this namespace only
-        closed, child = hidden
-        keep = tmp_path / "keep"
-        keep.mkdir()
-        script = (f"mount --bind {child} {keep} && mount -t tmpfs -o mode=755 tmpfs {closed} && mkdir -p {child} "
-                  f"&& mount --bind {keep} {child} && {grade}")
-        cmd = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script]
+    hidden = _closed_folders_before_python()
+    if hidden:  # e.g. /root/.pyenv: give the sandbox user a path to Python, in this namespace only
+        steps = []
+        for n, (closed, children) in enumerate(hidden):
+            keeps = [tmp_path / f"keep-{n}-{i}" for i in range(len(children))]
+            for keep in keeps:
+                keep.mkdir()
+            steps += [f"mount --bind {child} {keep}" for child, keep in zip(children, keeps)]
+            steps.append(f"mount -t tmpfs -o mode=755 tmpfs {closed}")
+            steps += [f"mkdir -p {child} && mount --bind {keep} {child}" for child, keep in zip(children, keeps)]
+        cmd = ["unshare", "--mount", "--propagation", "private", "sh", "-c", " && ".join([*steps, grade])]
     else:
         cmd = ["sh", "-c", grade]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)

@@ -23,8 +23,6 @@
     probes = ["probes.py"]              # modules in `tests` whose functions may run beside student code
     preload = ["transformers"]          # installed libraries the worker imports once, before any test
                                         # and any student code (each test's fresh process then starts warm)
-    trusted = true                      # student code runs only in the sandboxed worker (false: legacy,
-                                        # in the test process; for homeworks not yet ported)
 
 The course's homework folders sit at the repository root (``hw0_multitask/``, ...).
 """
@@ -67,7 +65,6 @@ class Homework:
     grace: float = 15.0
     probes: list[str] = field(default_factory=lambda: ["probes.py"])
     preload: list[str] = field(default_factory=list)
-    trusted: bool = True
 
     @property
     def folder(self) -> str:
@@ -127,7 +124,7 @@ def load(folder: str | Path) -> Homework:
     unknown = set(config) - known
     if unknown or "name" not in config:
         raise HomeworkError(f"{config_path}: needs `name`; known keys are {sorted(known)}, got {sorted(config)}")
-    keys = ("timeout", "total_timeout", "memory_mb", "disk_mb", "grace", "probes", "preload", "trusted")
+    keys = ("timeout", "total_timeout", "memory_mb", "disk_mb", "grace", "probes", "preload")
     if set(grading) - set(keys):
         raise HomeworkError(f"{config_path}: [grading] keys are {sorted(keys)}, got {sorted(grading)}")
     return Homework(root=root, **config, **{k: grading[k] for k in keys if k in grading})
@@ -176,6 +173,10 @@ def find(name_or_path: str | Path) -> Homework:
         return hits[0]
     if hits:
         paths = "\n".join(f"  {hw.root}" for hw in hits)
-        raise HomeworkError(f"{name!r} matches more than one homework folder:\n{paths}\ngive the path of the one you mean")
+        raise HomeworkError(
+            f"{name!r} matches more than one homework folder:\n{paths}\ngive the path of the one you mean"
+        )
     names = ", ".join(sorted(hw.name for hw in homeworks)) or "none found"
-    raise HomeworkError(f"no homework called {name_or_path!r} (known: {names}); or give the path of a folder with {CONFIG}")
+    raise HomeworkError(
+        f"no homework called {name_or_path!r} (known: {names}); or give the path of a folder with {CONFIG}"
+    )

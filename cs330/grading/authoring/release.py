@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import cs330
-from cs330.grading import markers
-from cs330.grading.homework import ALWAYS_EXCLUDED, Homework, matches
+from cs330.grading.authoring import markers
+from cs330.grading.authoring.archive import zip_folder
+from cs330.grading.authoring.homework import ALWAYS_EXCLUDED, Homework, matches
 
 MIN_LEAK_CHARS = 20  # removed lines at least this long must not appear anywhere in the student tree
-HIDDEN_ONLY = re.compile(r"reference_module\(|\breference\.\w")  # the reference, used outside a hidden region
+HIDDEN_ONLY = re.compile(r"\breference\.\w")  # the reference, used outside a hidden region
 TEXT_SUFFIXES = {".py", ".md", ".txt", ".toml", ".cfg", ".ini", ".json", ".yaml", ".yml", ".sh", ".csv", ".ipynb"}
 
 
@@ -96,8 +97,9 @@ def _check_hidden_only(text: str, src: Path) -> None:
     for n, line in enumerate(text.splitlines(), 1):
         found = HIDDEN_ONLY.search(line)
         if found and not line.lstrip().startswith("#"):
-            name = "reference_module" if found.group(0).startswith("reference_module") else "the reference fixture"
-            raise ReleaseError(f"{src}:{n}: {name} is only for hidden checks; put this line inside BEGIN HIDDEN / END HIDDEN")
+            raise ReleaseError(
+                f"{src}:{n}: the reference fixture is only for hidden checks; put this line inside BEGIN HIDDEN / END HIDDEN"
+            )
 
 
 def check_probes(hw: Homework) -> None:
@@ -105,7 +107,9 @@ def check_probes(hw: Homework) -> None:
     for path in hw.probe_files():
         text = path.read_text()
         if markers.is_hidden_file(text) or markers.ANY_MARKER.search(text):
-            raise ReleaseError(f"{path}: a probe module runs in the student's process, so it must hold no hidden checks or markers")
+            raise ReleaseError(
+                f"{path}: a probe module runs in the student's process, so it must hold no hidden checks or markers"
+            )
 
 
 def _check_no_markers(src: Path) -> None:
@@ -127,7 +131,9 @@ def check_no_leaks(root: Path, removed: list[tuple[str, str]]) -> None:
         for n, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
             for secret, origin in telling.items():
                 if secret in line:
-                    raise ReleaseError(f"{path}:{n}: the student tree would show hidden or solution text from {origin}: {secret!r}; mark it too")
+                    raise ReleaseError(
+                        f"{path}:{n}: the student tree would show hidden or solution text from {origin}: {secret!r}; mark it too"
+                    )
 
 
 def build_bundle(hw: Homework, dest: Path) -> Path:
@@ -146,7 +152,11 @@ def _excluded(hw: Homework):
 
     def ignore(folder: str, names: list[str]) -> list[str]:
         base = Path(folder).relative_to(hw.root) if Path(folder) != hw.root else Path()
-        return [n for n in names if matches(base / n, [*hw.exclude, *ALWAYS_EXCLUDED]) or n in ("__pycache__", ".pytest_cache")]
+        return [
+            n
+            for n in names
+            if matches(base / n, [*hw.exclude, *ALWAYS_EXCLUDED]) or n in ("__pycache__", ".pytest_cache")
+        ]
 
     return ignore
 
@@ -182,8 +192,9 @@ def release(hw: Homework, out: Path) -> dict[str, Path]:
     staging = out / f".{hw.name}-autograder"
     shutil.rmtree(staging, ignore_errors=True)
     build_bundle(hw, staging / "homework")
-    stage_package(staging / "cs330_package")
-    wheel = build_wheel(staging / "cs330_package", out)
+    stage_package(staging / "cs330_package")  # the autograder gets the whole package
+    wheel = build_wheel(stage_package(staging / "student_package", student=True), out)
+    shutil.rmtree(staging / "student_package")
     with zipfile.ZipFile(student_zip, "a") as zf:  # the package, beside the homework folder: students need nothing else
         info = zipfile.ZipInfo(wheel.name, date_time=(2020, 1, 1, 0, 0, 0))
         info.external_attr = 0o100644 << 16
@@ -199,11 +210,26 @@ def release(hw: Homework, out: Path) -> dict[str, Path]:
     return {"student": student_root, "student_zip": student_zip, "autograder_zip": autograder_zip, "wheel": wheel}
 
 
-def stage_package(dest: Path) -> Path:
+# What only the course runs: the grader and its test processes, the worker and its jail, the wire
+# format between them, releasing and the instructor's tools. The student wheel leaves them out.
+COURSE_ONLY = [
+    "grading/trusted",
+    "grading/worker",
+    "grading/instructor",
+    "grading/wire.py",
+    "grading/authoring/release.py",
+]
+
+
+def stage_package(dest: Path, student: bool = False) -> Path:
     """The ``cs330`` package alone (no homework folder, no tests), ready for pip: ``dest/cs330`` and
-    ``dest/pyproject.toml``."""
+    ``dest/pyproject.toml``. ``student``: without the :data:`COURSE_ONLY` parts."""
     package_src = Path(cs330.__file__).parent
     shutil.copytree(package_src, dest / "cs330", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    if student:
+        for part in COURSE_ONLY:
+            path = dest / "cs330" / part
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
     repo_pyproject = package_src.parent / "pyproject.toml"
     if not repo_pyproject.is_file():
         raise ReleaseError(f"{repo_pyproject} is missing: release from a course repository checkout")
@@ -219,8 +245,23 @@ def build_wheel(package: Path, out: Path) -> Path:
 
     for old in out.glob("cs330-*.whl"):
         old.unlink()
-    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q",
-                           "-w", str(out), str(package)], capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "-q",
+            "-w",
+            str(out),
+            str(package),
+        ],
+        capture_output=True,
+        text=True,
+    )
     wheels = sorted(out.glob("cs330-*.whl"))
     if proc.returncode != 0 or not wheels:
         raise ReleaseError(f"could not build the cs330 wheel:\n{proc.stderr[-2000:]}")
@@ -247,19 +288,7 @@ def requirements(hw: Homework) -> list[str]:
             out.append(spec.strip() + (f"; {rest}" if rest else ""))
     unknown = set(hw.extras) - set(re.findall(r"""extra\s*==\s*['"]([^'"]+)['"]""", " ".join(declared)))
     if unknown:
-        raise ReleaseError(f"{hw.root / 'homework.toml'}: extras {sorted(unknown)} are not optional dependencies of cs330 (pyproject.toml)")
+        raise ReleaseError(
+            f"{hw.root / 'homework.toml'}: extras {sorted(unknown)} are not optional dependencies of cs330 (pyproject.toml)"
+        )
     return out
-
-
-def zip_folder(folder: Path, target: Path, prefix: str = "") -> Path:
-    """A deterministic zip of ``folder`` (sorted entries, fixed timestamps, modes kept)."""
-    target.unlink(missing_ok=True)
-    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zf:
-        for path in sorted(folder.rglob("*")):
-            if path.is_file():
-                arc = (Path(prefix) / path.relative_to(folder)).as_posix()
-                info = zipfile.ZipInfo(arc, date_time=(2020, 1, 1, 0, 0, 0))
-                info.external_attr = (path.stat().st_mode & 0o777 | 0o100000) << 16
-                info.compress_type = zipfile.ZIP_DEFLATED
-                zf.writestr(info, path.read_bytes())
-    return target

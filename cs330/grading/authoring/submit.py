@@ -7,8 +7,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cs330.grading import markers, release
-from cs330.grading.homework import Homework, matches
+from cs330.grading.authoring import markers
+from cs330.grading.authoring.archive import zip_folder
+from cs330.grading.authoring.homework import Homework, matches
 
 IMPORT_TIMEOUT = 120
 
@@ -36,7 +37,9 @@ def check(hw: Homework) -> Check:
         module = rel.with_suffix("").as_posix().replace("/", ".")
         code = f"import sys; sys.path.insert(0, {str(hw.root)!r}); import {module}"
         try:
-            proc = subprocess.run([sys.executable, "-c", code], cwd=hw.root, capture_output=True, text=True, timeout=IMPORT_TIMEOUT)
+            proc = subprocess.run(
+                [sys.executable, "-c", code], cwd=hw.root, capture_output=True, text=True, timeout=IMPORT_TIMEOUT
+            )
         except subprocess.TimeoutExpired:
             result.errors.append(f"{rel}: importing it took over {IMPORT_TIMEOUT} s (does it run work at import time?)")
             continue
@@ -45,8 +48,10 @@ def check(hw: Homework) -> Check:
             result.errors.append(f"{rel}: does not import: {last}")
         stubs = markers.count_stubs((hw.root / rel).read_text())
         if stubs:
-            result.warnings.append(f"{rel}: {stubs} part(s) still a stub from the release (`raise NotImplementedError('TODO...` "
-                                   "or `... = None  # TODO`): not implemented yet?")
+            result.warnings.append(
+                f"{rel}: {stubs} part(s) still a stub from the release (`raise NotImplementedError('TODO...` "
+                "or `... = None  # TODO`): not implemented yet?"
+            )
     return result
 
 
@@ -64,6 +69,6 @@ def submit(hw: Homework, out: Path | None = None, force: bool = False) -> tuple[
         (staging / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(hw.root / rel, staging / rel)
     staging.mkdir(exist_ok=True)
-    release.zip_folder(staging, out)
+    zip_folder(staging, out)
     shutil.rmtree(staging)
     return result, out

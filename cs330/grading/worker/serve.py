@@ -1,7 +1,7 @@
 """The student worker: the only process that runs a submission's code. It decides nothing.
 
-Started by the grader's test process (cs330.grading.remote) as
-``python -I -m cs330.grading.worker CONFIG``, it first enters its jail (cs330.grading.jail), then
+Started by the grader's test process (cs330.grading.trusted.remote) as
+``python -I -m cs330.grading.worker.serve CONFIG``, it first enters its jail (cs330.grading.worker.jail), then
 imports torch and serves requests on one pipe, replying on another (cs330.grading.wire frames):
 
 * the first process is a *zygote*: it imports the heavy libraries once, then for each test
@@ -24,7 +24,7 @@ import os
 import sys
 import traceback
 
-from cs330.grading import jail
+from cs330.grading.worker import jail
 
 REQUESTS, REPLIES = 3, 4  # set from the config: the channel's file descriptors
 
@@ -150,8 +150,19 @@ class Session:
             try:
                 self.wire.write(REPLIES, reply)
             except Exception as e:  # noqa: BLE001  (a value torch cannot save)
-                self.wire.write(REPLIES, {"session": self.token, "seq": request.get("seq"), "ok": False,
-                                          "error": {"type": type(e).__name__, "message": f"the result cannot be sent: {e}", "traceback": ""}})
+                self.wire.write(
+                    REPLIES,
+                    {
+                        "session": self.token,
+                        "seq": request.get("seq"),
+                        "ok": False,
+                        "error": {
+                            "type": type(e).__name__,
+                            "message": f"the result cannot be sent: {e}",
+                            "traceback": "",
+                        },
+                    },
+                )
 
     def handle(self, request: dict):
         op = request["op"]
@@ -237,7 +248,9 @@ class _ImportFailure(Exception):
 
 def _internal(filename: str) -> bool:
     """Frames of the worker's own machinery (this package's grading code, importlib)."""
-    return filename.startswith("<frozen") or os.path.dirname(os.path.abspath(filename)) == os.path.dirname(os.path.abspath(__file__))
+    return filename.startswith("<frozen") or os.path.dirname(os.path.abspath(filename)) == os.path.dirname(
+        os.path.abspath(__file__)
+    )
 
 
 if __name__ == "__main__":

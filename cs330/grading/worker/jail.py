@@ -1,6 +1,6 @@
 """The student worker's world: a private root file system, an unprivileged user, and limits.
 
-The worker (cs330.grading.worker) calls :func:`enter` first thing, before it imports anything a
+The worker (cs330.grading.worker.serve) calls :func:`enter` first thing, before it imports anything a
 student wrote. What it gets depends on the mode the grader picked (:func:`available_mode`):
 
 ``namespaces`` (the grader is root and Linux namespaces work: CI, most autograder machines)
@@ -43,7 +43,16 @@ HOME = "/home/student"
 PROBES = "/probes"
 DEVICES = ("null", "zero", "full", "random", "urandom")
 
-MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 8, 32, 4096, 16384, 1 << 18
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = (
+    1,
+    2,
+    4,
+    8,
+    32,
+    4096,
+    16384,
+    1 << 18,
+)
 MNT_DETACH = 2
 PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS, PR_SET_DUMPABLE = 24, 38, 4
 SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}.get(platform.machine())
@@ -72,7 +81,7 @@ def describe(mode: str) -> str:
         "namespaces": "namespaces: private root file system, unprivileged user, no network; verdicts made outside the student's process",
         "user-namespace": "user namespace: private root file system, no capabilities, no network; verdicts made outside the student's process",
         "setuid": "setuid only (no namespaces on this machine): unprivileged user, limits, no private file system or network isolation; "
-                  "verdicts made outside the student's process",
+        "verdicts made outside the student's process",
         "process": "separate process only (not root, no namespaces): same user, limits; verdicts made outside the student's process",
     }[mode]
 
@@ -113,6 +122,18 @@ def read_only_paths() -> list[str]:
     return [p for p in out if not any(p != q and Path(p).is_relative_to(q) for q in out)]
 
 
+def closed_to_others(paths: list[str]) -> str | None:
+    """The first folder on the way to one of ``paths`` that another user may not pass through (no
+    ``o+x``: a 0700 home or ``mktemp -d`` folder, say), or None. In ``setuid`` mode the worker is
+    another user: it could not start Python from behind such a folder."""
+    for p in paths:
+        path = Path(p).resolve()
+        for folder in [*reversed(path.parents), path]:
+            if folder.is_dir() and not folder.stat().st_mode & 0o001:
+                return str(folder)
+    return None
+
+
 def describe_exit(code: int | None) -> str:
     """A process's exit status in words (a negative code, or 128 + n under `unshare --fork`, is signal n)."""
     if code is None:
@@ -123,7 +144,12 @@ def describe_exit(code: int | None) -> str:
             name = signal.Signals(signum).name
         except ValueError:
             name = f"signal {signum}"
-        why = {"SIGSEGV": "a segmentation fault", "SIGKILL": "killed (out of memory or stopped)", "SIGXFSZ": "wrote past the file-size limit", "SIGABRT": "aborted"}.get(name, name)
+        why = {
+            "SIGSEGV": "a segmentation fault",
+            "SIGKILL": "killed (out of memory or stopped)",
+            "SIGXFSZ": "wrote past the file-size limit",
+            "SIGABRT": "aborted",
+        }.get(name, name)
         return f"{why}, {name}"
     return f"exit code {code}"
 
@@ -215,7 +241,12 @@ def _private_root(cfg: dict) -> Path:
     for name in [*DEVICES, *(p.name for p in Path("/dev").glob("nvidia*") if not p.is_dir())]:
         if Path("/dev", name).exists():
             _bind(libc, Path("/dev", name), root, readonly=False)
-    for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
+    for name, target in (
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ):
         os.symlink(target, root / "dev" / name)
     _tmpfs(libc, root / "dev" / "shm", cfg["tmp_mb"], "1777")
     _pivot(libc, root)

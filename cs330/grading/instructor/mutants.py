@@ -4,7 +4,7 @@ A *mutant* is the reference solution with one small, plausible mistake in a solu
 (``# BEGIN SOLUTION`` / ``# END SOLUTION`` lines and inline ``# SOLUTION`` lines of the submitted
 modules): an operator swapped, a constant or a ``dim`` changed, a ``.detach()`` or a
 ``torch.no_grad()`` removed, ``mean`` for ``sum``, a statement skipped, an update made in place...
-Each mutant is graded by the real grader (:func:`cs330.grading.grader.grade_bundle`, on the
+Each mutant is graded by the real grader (:func:`cs330.grading.trusted.grader.grade_bundle`, on the
 bundle that ``grader.grade`` builds, built once here): it is *killed* if it scores fewer points
 than the reference (a timeout or a crash loses points too), it *survives* with full marks.
 Survivors are reviewed by hand: a missing test, or an *equivalent* mutant (same behaviour as the
@@ -35,8 +35,9 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import cs330
-from cs330.grading import grader, homework
-from cs330.grading.markers import MarkerError, strip_solutions
+from cs330.grading.trusted import grader
+from cs330.grading.authoring import homework
+from cs330.grading.authoring.markers import MarkerError, strip_solutions
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -58,8 +59,16 @@ BINOP_SWAPS = {
     ast.BitAnd: [ast.BitOr], ast.BitOr: [ast.BitAnd], ast.LShift: [ast.RShift], ast.RShift: [ast.LShift],
 }
 CMP_SWAPS = {
-    ast.Lt: [ast.LtE, ast.Gt], ast.LtE: [ast.Lt, ast.GtE], ast.Gt: [ast.GtE, ast.Lt], ast.GtE: [ast.Gt, ast.LtE],
-    ast.Eq: [ast.NotEq], ast.NotEq: [ast.Eq], ast.Is: [ast.IsNot], ast.IsNot: [ast.Is], ast.In: [ast.NotIn], ast.NotIn: [ast.In],
+    ast.Lt: [ast.LtE, ast.Gt],
+    ast.LtE: [ast.Lt, ast.GtE],
+    ast.Gt: [ast.GtE, ast.Lt],
+    ast.GtE: [ast.Gt, ast.LtE],
+    ast.Eq: [ast.NotEq],
+    ast.NotEq: [ast.Eq],
+    ast.Is: [ast.IsNot],
+    ast.IsNot: [ast.Is],
+    ast.In: [ast.NotIn],
+    ast.NotIn: [ast.In],
 }
 BOOLOP_SWAPS = {ast.And: ast.Or, ast.Or: ast.And}
 # method / function names swapped for one another (x.mean() -> x.sum(), F.softmax -> F.log_softmax)
@@ -153,7 +162,9 @@ def enumerate_mutants(text: str, path: str = "<string>") -> list[Mutant]:
         base = f"{path}:{edit.line}:{edit.operator}"
         counts[base] = counts.get(base, 0) + 1
         mid = base if counts[base] == 1 else f"{base}#{counts[base]}"
-        out.append(Mutant(id=mid, file=path, line=edit.line, operator=edit.operator, before=before, after=after, text=mutated))
+        out.append(
+            Mutant(id=mid, file=path, line=edit.line, operator=edit.operator, before=before, after=after, text=mutated)
+        )
     return out
 
 
@@ -227,7 +238,9 @@ class _Collector:
             for i, op in enumerate(node.ops):
                 for new in CMP_SWAPS.get(type(op), []):
                     ops = [*node.ops[:i], new(), *node.ops[i + 1 :]]
-                    self._add(node, f"swap-op-{_name(op)}-{new.__name__}", ast.Compare(node.left, ops, node.comparators))
+                    self._add(
+                        node, f"swap-op-{_name(op)}-{new.__name__}", ast.Compare(node.left, ops, node.comparators)
+                    )
         elif isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.Not)):
             self._add(node, "remove-neg" if isinstance(node.op, ast.USub) else "remove-not", node.operand)
         elif isinstance(node, ast.Constant):
@@ -263,7 +276,11 @@ class _Collector:
         if isinstance(func, ast.Attribute):
             for new in (CALL_SWAPS.get(name), INPLACE_SWAPS.get(name)):
                 if new:
-                    self._add(node, f"swap-call-{name}-{new}", ast.Call(ast.Attribute(func.value, new, ast.Load()), node.args, node.keywords))
+                    self._add(
+                        node,
+                        f"swap-call-{name}-{new}",
+                        ast.Call(ast.Attribute(func.value, new, ast.Load()), node.args, node.keywords),
+                    )
         elif name in BUILTIN_SWAPS:
             new = BUILTIN_SWAPS[name]
             self._add(node, f"swap-call-{name}-{new}", ast.Call(ast.Name(new, ast.Load()), node.args, node.keywords))
@@ -271,7 +288,11 @@ class _Collector:
         # boolean keywords (create_graph=, retain_graph=, keepdim=, ...) and dim= / axis=
         for i, kw in enumerate(node.keywords):
             if isinstance(kw.value, ast.Constant) and isinstance(kw.value.value, bool):
-                keywords = [*node.keywords[:i], ast.keyword(kw.arg, ast.Constant(not kw.value.value)), *node.keywords[i + 1 :]]
+                keywords = [
+                    *node.keywords[:i],
+                    ast.keyword(kw.arg, ast.Constant(not kw.value.value)),
+                    *node.keywords[i + 1 :],
+                ]
                 self._add(node, f"toggle-{kw.arg}", ast.Call(func, node.args, keywords))
             elif kw.arg in DIM_KEYWORDS:
                 self._dim(kw.value)
@@ -293,7 +314,9 @@ class _Collector:
     def _statement(self, node: ast.stmt, function) -> None:
         if isinstance(node, ast.AugAssign):
             for new in BINOP_SWAPS.get(type(node.op), []):
-                self._add(node, f"swap-op-{_name(node.op)}-{new.__name__}", ast.AugAssign(node.target, new(), node.value))
+                self._add(
+                    node, f"swap-op-{_name(node.op)}-{new.__name__}", ast.AugAssign(node.target, new(), node.value)
+                )
             target = copy.deepcopy(node.target)
             _set_load(target)
             self._add(node, "to-out-of-place", ast.Assign([node.target], ast.BinOp(target, node.op, node.value)))
@@ -304,8 +327,14 @@ class _Collector:
         elif isinstance(node, (ast.With, ast.AsyncWith)):
             self._unwrap_with(node)
         last_return = function is not None and isinstance(node, ast.Return) and function.body[-1] is node
-        docstring = isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
-        if not (last_return or docstring or isinstance(node, (ast.Pass, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))):
+        docstring = (
+            isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+        )
+        if not (
+            last_return
+            or docstring
+            or isinstance(node, (ast.Pass, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+        ):
             self._add(node, "stmt-to-pass", "pass")
 
     def _unwrap_with(self, node: ast.With) -> None:
@@ -318,8 +347,15 @@ class _Collector:
             if len(node.body) == 1:
                 self._add(node, f"remove-with-{names[0]}", ast.unparse(first))
             return
-        self._add(node, f"remove-with-{names[0]}", _Dedent(first.lineno, node.end_lineno, first.col_offset - node.col_offset),
-                  line=node.lineno, col=node.col_offset, end_line=node.end_lineno, end_col=node.end_col_offset)
+        self._add(
+            node,
+            f"remove-with-{names[0]}",
+            _Dedent(first.lineno, node.end_lineno, first.col_offset - node.col_offset),
+            line=node.lineno,
+            col=node.col_offset,
+            end_line=node.end_lineno,
+            end_col=node.end_col_offset,
+        )
 
 
 @dataclass(frozen=True)
@@ -339,7 +375,9 @@ def _apply(text: str, edit: _Edit) -> tuple[str, str, str]:
     prefix = raw[start][: edit.col]
     if isinstance(edit.text, _Dedent):  # whole lines: the body's, now at the indentation of the `with`
         dedent = edit.text
-        new = b"".join(line[min(dedent.by, len(line) - len(line.lstrip(b" \t"))) :] for line in raw[dedent.first - 1 : dedent.last]).decode()
+        new = b"".join(
+            line[min(dedent.by, len(line) - len(line.lstrip(b" \t"))) :] for line in raw[dedent.first - 1 : dedent.last]
+        ).decode()
     else:
         suffix = raw[end][edit.end_col :]
         text = edit.text.encode()
@@ -352,8 +390,9 @@ def _apply(text: str, edit: _Edit) -> tuple[str, str, str]:
 
 
 def _atom(node: ast.expr) -> bool:
-    return isinstance(node, (ast.Name, ast.Attribute, ast.Call, ast.Subscript, ast.List, ast.Tuple, ast.Dict, ast.Set)) or (
-        isinstance(node, ast.Constant) and not (isinstance(node.value, (int, float)) and node.value < 0))
+    return isinstance(
+        node, (ast.Name, ast.Attribute, ast.Call, ast.Subscript, ast.List, ast.Tuple, ast.Dict, ast.Set)
+    ) or (isinstance(node, ast.Constant) and not (isinstance(node.value, (int, float)) and node.value < 0))
 
 
 def _name(op: ast.AST) -> str:
@@ -481,25 +520,38 @@ class Measurement:
 
     def table(self) -> str:
         header = ("file", "mutants", "killed", "equivalent", "survived", "score")
-        rows = [(f, *(f"{row[k]:g}" for k in header[1:5]), f"{100 * row['score']:.1f}%") for f, row in self.by_file().items()]
+        rows = [
+            (f, *(f"{row[k]:g}" for k in header[1:5]), f"{100 * row['score']:.1f}%")
+            for f, row in self.by_file().items()
+        ]
         total = self.total()
         rows.append(("total", *(f"{total[k]:g}" for k in header[1:5]), f"{100 * total['score']:.1f}%"))
         widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
         fmt = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
         rule = "  ".join("-" * w for w in widths)
-        lines = [f"mutants of {self.homework} (reference {self.reference_score:g}/{self.max_score:g})", fmt(header), rule,
-                 *map(fmt, rows[:-1]), rule, fmt(rows[-1])]
+        lines = [
+            f"mutants of {self.homework} (reference {self.reference_score:g}/{self.max_score:g})",
+            fmt(header),
+            rule,
+            *map(fmt, rows[:-1]),
+            rule,
+            fmt(rows[-1]),
+        ]
         graded = [r for r in self.results if r.status != "equivalent" and r.seconds]
         if graded:
             per = sum(r.seconds for r in graded) / len(graded)
             tests = sum(r.tests_seconds for r in graded) / len(graded)
-            lines.append(f"{len(graded)} mutants graded in {self.seconds:.0f} s with --jobs {self.jobs}: {per:.1f} s a grading, "
-                         f"{tests:.1f} s of it running tests, {per - tests:.1f} s starting processes")
+            lines.append(
+                f"{len(graded)} mutants graded in {self.seconds:.0f} s with --jobs {self.jobs}: {per:.1f} s a grading, "
+                f"{tests:.1f} s of it running tests, {per - tests:.1f} s starting processes"
+            )
             killed = [r for r in graded if r.status == "killed"]
             early = [r for r in killed if r.stage == "first"]
             if early:
-                lines.append(f"({len(early)} of the {len(killed)} killed mutants lost points in the --first test files alone, "
-                             f"{sum(r.seconds for r in early) / len(early):.1f} s a grading)")
+                lines.append(
+                    f"({len(early)} of the {len(killed)} killed mutants lost points in the --first test files alone, "
+                    f"{sum(r.seconds for r in early) / len(early):.1f} s a grading)"
+                )
             if killed:
                 after = sum(r.tests_seconds - r.until_loss_seconds for r in killed)
                 lines.append(f"(tests after the first lost point: {after / len(killed):.1f} s a killed mutant, "
@@ -516,9 +568,18 @@ class Measurement:
         return "\n".join(lines)
 
     def to_json(self) -> dict:
-        return {"homework": self.homework, "reference_score": self.reference_score, "max_score": self.max_score,
-                "fingerprint": self.fingerprint, "seconds": round(self.seconds, 1), "jobs": self.jobs, "files": self.by_file(),
-                "total": self.total(), "stale_equivalent": self.stale, "mutants": [asdict(r) for r in self.results]}
+        return {
+            "homework": self.homework,
+            "reference_score": self.reference_score,
+            "max_score": self.max_score,
+            "fingerprint": self.fingerprint,
+            "seconds": round(self.seconds, 1),
+            "jobs": self.jobs,
+            "files": self.by_file(),
+            "total": self.total(),
+            "stale_equivalent": self.stale,
+            "mutants": [asdict(r) for r in self.results],
+        }
 
 
 def _counts(results: list[Result]) -> dict[str, float]:
@@ -573,80 +634,154 @@ def measure(hw: homework.Homework, mutants: list[Mutant], equivalent: dict[str, 
     mutants (equivalence entries naming none of them are stale; default: those of ``mutants``)."""
     equivalent = equivalent or {}
     start = time.monotonic()
-    with grader.bundle_for(hw.root) as (bundle, hide), tempfile.TemporaryDirectory(prefix="cs330-mutants-") as tmp:
-        def grade(mutant: Mutant | None, name: str, on: Path = bundle) -> grader.Report:
-            submission = submission_with(hw, Path(tmp) / name / hw.folder, mutant)
-            try:
-                return grader.grade_bundle(on, submission, hide=hide)
-            finally:
-                shutil.rmtree(submission.parent, ignore_errors=True)
-
-        print_ = fingerprint(bundle)
-        reusable = {}
-        if previous and previous.get("fingerprint") == print_:
-            known = {f.name for f in fields(Result)}
-            reusable = {r["id"]: Result(**{k: v for k, v in r.items() if k in known})
-                        for r in previous.get("mutants", []) if r.get("status") in ("killed", "survived")}
-        elif previous:
-            log("previous report made with other tests, reference or grader: every mutant is graded again")
+    with grader.bundle_for(hw.root) as bundle, tempfile.TemporaryDirectory(prefix="cs330-mutants-") as tmp:
+        grading = _Grading(hw, bundle, Path(tmp))
+        reusable = _reusable(previous, grading.fingerprint, log)
         quick = _bundle_with_tests(bundle, first, Path(tmp) / "first") if first else None
-        reference = grade(None, "reference")
-        for on, what in [(bundle, "the reference"), *([(quick, f"the reference on {', '.join(first)}")] if quick else [])]:
-            checked = reference if on == bundle else grade(None, "reference-first", quick)
-            if checked.fault or not checked.max_score or checked.score < checked.max_score:
-                raise MutantsError(f"{what} does not get full marks, so mutants cannot be judged:\n{checked.table()}")
-            log(f"{what}: {checked.score:g}/{checked.max_score:g} in {checked.execution_time:.1f} s")
+        reference = _check_reference(grading, quick, first, log)
         ids = every if every is not None else {m.id for m in mutants}
-        result = Measurement(homework=hw.folder, reference_score=reference.score, max_score=reference.max_score, results=[],
-                             stale=sorted(i for i in equivalent if i not in ids), seconds=0.0, jobs=jobs, fingerprint=print_)
-        lock = threading.Lock()
-
-        def judge(n: int, mutant: Mutant) -> Result:
-            old = reusable.get(mutant.id)
-            if mutant.id in equivalent:
-                verdict = Result(mutant.id, mutant.file, mutant.line, mutant.operator, mutant.diff, "equivalent", note=equivalent[mutant.id])
-                detail = "listed"
-            elif old is not None and old.sha == _sha(mutant.text):
-                verdict, detail = old, "from the previous report"
-            else:
-                verdict = Result(mutant.id, mutant.file, mutant.line, mutant.operator, mutant.diff, "", sha=_sha(mutant.text))
-                spent = 0.0
-                if quick is not None:
-                    trial = grade(mutant, f"m{n}-first", quick)
-                    if not trial.fault and any(o.score < o.points and o.status != "timeout" for o in trial.outcomes):
-                        _verdict(verdict, trial, trial.max_score)  # a test failed or crashed: a lost point
-                        verdict.stage = "first"
-                    else:
-                        spent = trial.execution_time  # nothing conclusive there: the full grading decides
-                if verdict.stage != "first":
-                    _verdict(verdict, grade(mutant, f"m{n}"), reference.score)
-                    verdict.seconds += spent
-                where = f" on {', '.join(first)}" if verdict.stage == "first" else ""
-                detail = f"{verdict.score:g}/{verdict.max_score:g}{where}, {verdict.seconds:.1f} s"
-            with lock:
-                result.results.append(verdict)
-                done, elapsed = len(result.results), time.monotonic() - begun
-                left = elapsed / done * (len(mutants) - done)
-                log(f"[{done}/{len(mutants)}] {verdict.status:10s} {mutant.id}  ({detail}; ~{left / 60:.0f} min left)")
-                if report is not None:
-                    result.seconds = time.monotonic() - start
-                    write_report(result, report)
-            return verdict
-
-        begun = time.monotonic()
+        result = Measurement(
+            homework=hw.folder,
+            reference_score=reference.score,
+            max_score=reference.max_score,
+            results=[],
+            stale=sorted(i for i in equivalent if i not in ids),
+            seconds=0.0,
+            jobs=jobs,
+            fingerprint=grading.fingerprint,
+        )
+        judge = _Judge(
+            grading, result, reference.score, quick, first, equivalent, reusable, report, start, len(mutants), log
+        )
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
             results = list(pool.map(judge, range(len(mutants)), mutants))
-        for n, (mutant, verdict) in enumerate(zip(mutants, results)):
-            if verdict.status == "killed" and not verdict.note and _only_timeouts(verdict):
-                note = f"only timeouts ({', '.join(verdict.lost)}) when first graded; graded again alone"
-                _verdict(verdict, grade(mutant, f"again{n}"), reference.score)
-                verdict.note, verdict.stage = note, "full"
-                log(f"[again] {verdict.status:10s} {mutant.id}  ({verdict.score:g}/{verdict.max_score:g}, {verdict.seconds:.1f} s)")
+        _regrade_timeouts(grading, mutants, results, reference.score, log)
     result.results = results  # in source order
     result.seconds = time.monotonic() - start
     if report is not None:
         write_report(result, report)
     return result
+
+
+class _Grading:
+    """Grades the reference or one mutant of it, in a fresh submission folder under ``tmp``."""
+
+    def __init__(self, hw: homework.Homework, bundle: Path, tmp: Path):
+        self.hw, self.bundle, self.tmp = hw, bundle, tmp
+        self.fingerprint = fingerprint(bundle)
+
+    def __call__(self, mutant: Mutant | None, name: str, on: Path | None = None) -> grader.Report:
+        submission = submission_with(self.hw, self.tmp / name / self.hw.folder, mutant)
+        try:
+            return grader.grade_bundle(on or self.bundle, submission)
+        finally:
+            shutil.rmtree(submission.parent, ignore_errors=True)
+
+
+def _reusable(previous: dict | None, print_: str, log) -> dict[str, Result]:
+    """The verdicts of a previous report made with the same tests, reference and grader."""
+    if not previous:
+        return {}
+    if previous.get("fingerprint") != print_:
+        log("previous report made with other tests, reference or grader: every mutant is graded again")
+        return {}
+    known = {f.name for f in fields(Result)}
+    return {r["id"]: Result(**{k: v for k, v in r.items() if k in known})
+            for r in previous.get("mutants", []) if r.get("status") in ("killed", "survived")}
+
+
+def _check_reference(grade: _Grading, quick: Path | None, first: list[str] | None, log) -> grader.Report:
+    """The reference's grading, which must be full marks (on the quick bundle too, if any)."""
+    reference = grade(None, "reference")
+    for on, what in [
+        (grade.bundle, "the reference"),
+        *([(quick, f"the reference on {', '.join(first)}")] if quick else []),
+    ]:
+        checked = reference if on == grade.bundle else grade(None, "reference-first", quick)
+        if checked.fault or not checked.max_score or checked.score < checked.max_score:
+            raise MutantsError(f"{what} does not get full marks, so mutants cannot be judged:\n{checked.table()}")
+        log(f"{what}: {checked.score:g}/{checked.max_score:g} in {checked.execution_time:.1f} s")
+    return reference
+
+
+class _Judge:
+    """The verdict on one mutant (listed, reused, or graded: on the quick tests first, if any), logged
+    and written to the report as soon as it is known. Called from several threads."""
+
+    def __init__(self, grade: _Grading, result: Measurement, reference_score: float, quick: Path | None,
+                 first: list[str] | None, equivalent: dict[str, str], reusable: dict[str, Result], report: Path | None,
+                 start: float, total: int, log):
+        self.grade, self.result, self.reference_score, self.quick, self.first = (
+            grade,
+            result,
+            reference_score,
+            quick,
+            first,
+        )
+        self.equivalent, self.reusable, self.report, self.start, self.total, self.log = (
+            equivalent,
+            reusable,
+            report,
+            start,
+            total,
+            log,
+        )
+        self.lock = threading.Lock()
+        self.begun = time.monotonic()
+
+    def __call__(self, n: int, mutant: Mutant) -> Result:
+        old = self.reusable.get(mutant.id)
+        if mutant.id in self.equivalent:
+            verdict = Result(mutant.id, mutant.file, mutant.line, mutant.operator, mutant.diff, "equivalent",
+                             note=self.equivalent[mutant.id])
+            detail = "listed"
+        elif old is not None and old.sha == _sha(mutant.text):
+            verdict, detail = old, "from the previous report"
+        else:
+            verdict = self._graded(n, mutant)
+            where = f" on {', '.join(self.first)}" if verdict.stage == "first" else ""
+            detail = f"{verdict.score:g}/{verdict.max_score:g}{where}, {verdict.seconds:.1f} s"
+        self._record(verdict, mutant, detail)
+        return verdict
+
+    def _graded(self, n: int, mutant: Mutant) -> Result:
+        verdict = Result(mutant.id, mutant.file, mutant.line, mutant.operator, mutant.diff, "", sha=_sha(mutant.text))
+        spent = 0.0
+        if self.quick is not None:
+            trial = self.grade(mutant, f"m{n}-first", self.quick)
+            if not trial.fault and any(o.score < o.points and o.status != "timeout" for o in trial.outcomes):
+                _verdict(verdict, trial, trial.max_score)  # a test failed or crashed: a lost point
+                verdict.stage = "first"
+                return verdict
+            spent = trial.execution_time  # nothing conclusive there: the full grading decides
+        _verdict(verdict, self.grade(mutant, f"m{n}"), self.reference_score)
+        verdict.seconds += spent
+        return verdict
+
+    def _record(self, verdict: Result, mutant: Mutant, detail: str) -> None:
+        with self.lock:
+            result = self.result
+            result.results.append(verdict)
+            done, elapsed = len(result.results), time.monotonic() - self.begun
+            left = elapsed / done * (self.total - done)
+            self.log(f"[{done}/{self.total}] {verdict.status:10s} {mutant.id}  ({detail}; ~{left / 60:.0f} min left)")
+            if self.report is not None:
+                result.seconds = time.monotonic() - self.start
+                write_report(result, self.report)
+
+
+def _regrade_timeouts(
+    grade: _Grading, mutants: list[Mutant], results: list[Result], reference_score: float, log
+) -> None:
+    """Grade again, alone, each mutant killed only by timeouts (a busy machine is not a test that catches it)."""
+    for n, (mutant, verdict) in enumerate(zip(mutants, results)):
+        if verdict.status == "killed" and not verdict.note and _only_timeouts(verdict):
+            note = f"only timeouts ({', '.join(verdict.lost)}) when first graded; graded again alone"
+            _verdict(verdict, grade(mutant, f"again{n}"), reference_score)
+            verdict.note, verdict.stage = note, "full"
+            log(
+                f"[again] {verdict.status:10s} {mutant.id}  ({verdict.score:g}/{verdict.max_score:g}, {verdict.seconds:.1f} s)"
+            )
 
 
 def _bundle_with_tests(bundle: Path, files: list[str], dest: Path) -> Path:
@@ -656,7 +791,9 @@ def _bundle_with_tests(bundle: Path, files: list[str], dest: Path) -> Path:
     wanted = {f.removeprefix("tests/") for f in files}
     unknown = sorted(wanted - set(tests))
     if unknown:
-        raise MutantsError(f"--first {', '.join(unknown)}: not a test file of this homework (those are {', '.join(tests)})")
+        raise MutantsError(
+            f"--first {', '.join(unknown)}: not a test file of this homework (those are {', '.join(tests)})"
+        )
     shutil.copytree(bundle, dest)
     for rel in tests:
         if rel not in wanted:
@@ -723,11 +860,23 @@ def main(hw: homework.Homework, args) -> int:
                 print(f"{m.id}\n    {m.diff}" + (f"\n    equivalent: {equivalent[m.id]}" if m.id in equivalent else ""))
             print(f"{len(chosen)} mutants" + (f" (of {len(every)})" if len(chosen) != len(every) else ""))
             return 0
-        print(f"cs330 mutants: {hw.folder}: {len(chosen)} mutants; {len(equivalent)} listed as equivalent in {table}", flush=True)
+        print(
+            f"cs330 mutants: {hw.folder}: {len(chosen)} mutants; {len(equivalent)} listed as equivalent in {table}",
+            flush=True,
+        )
         out = args.out or Path(f"mutants-{hw.folder}.json")
         previous = _read_report(out) if args.resume and out.is_file() else None
-        result = measure(hw, chosen, equivalent, jobs=args.jobs, log=lambda line: print(line, flush=True), previous=previous,
-                         report=out, first=args.first, every={m.id for m in every})
+        result = measure(
+            hw,
+            chosen,
+            equivalent,
+            jobs=args.jobs,
+            log=lambda line: print(line, flush=True),
+            previous=previous,
+            report=out,
+            first=args.first,
+            every={m.id for m in every},
+        )
     except (MutantsError, MarkerError) as e:
         print(f"cs330 mutants: {e}", file=sys.stderr)
         return 2

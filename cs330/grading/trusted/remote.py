@@ -2,7 +2,7 @@
 
 The ``student`` fixture (cs330.grading.plugin) gives a test a :class:`Student`: ``student.model``
 stands for the submission's ``model.py``, and every attribute, call, item or listing reached
-through it is a request to the worker (cs330.grading.worker). What comes back is data: a plain
+through it is a request to the worker (cs330.grading.worker.serve). What comes back is data: a plain
 tensor, a number, a string, or lists/tuples/dicts of them; an object that is not data (a model,
 a layer) comes back as a :class:`Remote` that can be used the same way. ``student.probe(fn, ...)``
 runs a probe function (from a probe module: no secrets) beside the student's code and returns its
@@ -29,7 +29,8 @@ import threading
 import time
 from typing import NoReturn
 
-from cs330.grading import jail, wire
+from cs330.grading.worker import jail
+from cs330.grading import wire
 
 START_TIMEOUT = 180.0  # seconds for a fresh worker to start Python and import torch
 END_TIMEOUT = 10.0
@@ -97,7 +98,7 @@ class Worker:
         replies_r, replies_w = os.pipe()
         out_r, out_w = os.pipe()
         cfg = {**self.config, "fds": [requests_r, replies_w]}
-        cmd = [*jail.command(cfg["mode"]), sys.executable, "-I", "-m", "cs330.grading.worker", json.dumps(cfg)]
+        cmd = [*jail.command(cfg["mode"]), sys.executable, "-I", "-m", "cs330.grading.worker.serve", json.dumps(cfg)]
         if shutil.which("setpriv"):  # if this test process dies, its worker goes with it
             cmd = ["setpriv", "--pdeathsig", "KILL", *cmd]  # (tied to this thread: spawn from the main thread only)
         # the worker's fds: 0 /dev/null, 1-2 its output, and its channel; nothing else is inherited
@@ -114,7 +115,9 @@ class Worker:
             self._read(time.monotonic() + START_TIMEOUT, starting=True)
         except StudentFailure as e:
             output = self.output.take()
-            raise WorkerStartError(f"the student worker could not start ({e}); sandbox mode {self.config['mode']}:\n{output[-3000:]}") from None
+            raise WorkerStartError(
+                f"the student worker could not start ({e}); sandbox mode {self.config['mode']}:\n{output[-3000:]}"
+            ) from None
         self._ready = True
 
     def kill(self) -> None:
@@ -181,7 +184,9 @@ class Worker:
             self._lie("a reply that answers no request")
         if not reply["ok"]:
             error = reply.get("error")
-            if type(error) is not dict or not all(type(error.get(k, "")) is str for k in ("type", "message", "traceback", "importing")):
+            if type(error) is not dict or not all(
+                type(error.get(k, "")) is str for k in ("type", "message", "traceback", "importing")
+            ):
                 self._lie("a malformed error")
             raise StudentError(error)
         return reply.get("value")
@@ -214,7 +219,9 @@ class Worker:
                 self.kill()
                 if starting:
                     raise StudentTimeout(f"the worker did not start within {START_TIMEOUT:g} s")
-                raise StudentTimeout(f"Timed out: your code was still running at the time limit ({self.limit}); its process was stopped.")
+                raise StudentTimeout(
+                    f"Timed out: your code was still running at the time limit ({self.limit}); its process was stopped."
+                )
             ready, _, _ = select.select([self.replies], [], [], min(wait, 1.0))
             if not ready:
                 continue
@@ -233,7 +240,10 @@ class Worker:
     def _crash(self, code) -> NoReturn:
         """Fail the test: the student's process exited with ``code``."""
         output = self.output.peek()
-        raise StudentCrash(f"your code's process died ({jail.describe_exit(code)})." + (f"\nIts last output:\n{output[-3000:]}" if output.strip() else ""))
+        raise StudentCrash(
+            f"your code's process died ({jail.describe_exit(code)})."
+            + (f"\nIts last output:\n{output[-3000:]}" if output.strip() else "")
+        )
 
     def _lie(self, why: str) -> NoReturn:
         """Fail the test and stop the worker: what it sent is not a result (``why``)."""
@@ -248,7 +258,11 @@ class Worker:
                 raise ValueError("this object belongs to another test's process")
             return {wire.HANDLE: value._handle}
         if isinstance(value, (list, tuple)):
-            return type(value)(self.encode(v) for v in value) if type(value) in (list, tuple) else tuple(self.encode(v) for v in value)
+            return (
+                type(value)(self.encode(v) for v in value)
+                if type(value) in (list, tuple)
+                else tuple(self.encode(v) for v in value)
+            )
         if isinstance(value, dict):
             return {k: self.encode(v) for k, v in value.items()}
         return value
@@ -312,7 +326,9 @@ class Remote:
     def _not_data(self, *_):
         raise NotAResult(f"{self._label} is not a tensor, number or string, so it cannot be checked here")
 
-    __bool__ = __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = __float__ = __int__ = __index__ = __contains__ = _not_data
+    __bool__ = __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = __float__ = __int__ = __index__ = __contains__ = (
+        _not_data
+    )
     __hash__ = object.__hash__
 
 
@@ -335,7 +351,9 @@ class Student:
         module, function = fn.__module__, fn.__qualname__
         if module not in self._probe_modules and not module.startswith("cs330."):
             raise ValueError(f"{module}.{function} is not in a probe module (list its file in homework.toml `probes`)")
-        return self._worker.ask(f"{function}(...)", op="probe", module=module, function=function, args=list(args), kwargs=kwargs)
+        return self._worker.ask(
+            f"{function}(...)", op="probe", module=module, function=function, args=list(args), kwargs=kwargs
+        )
 
 
 class _Drain:

@@ -20,8 +20,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cs330.grading import homework, release, runner
-from cs330.grading.runner import GraderFault, Outcome
+from cs330.grading.authoring import homework, release
+from cs330.grading.trusted import runner
+from cs330.grading.trusted.runner import GraderFault, Outcome
 
 SCHEMA = Path(__file__).with_name("results_schema.json")
 
@@ -62,7 +63,9 @@ class Report:
             summary.append("Left out of your submission:\n" + "\n".join(f"  {n}" for n in self.notes[:50]))
         summary.append(f"Sandbox: {self.sandbox}")
         if self.fault:
-            summary.append("The autograder could not run the tests (this is not your fault; tell the course staff):\n" + self.fault)
+            summary.append(
+                "The autograder could not run the tests (this is not your fault; tell the course staff):\n" + self.fault
+            )
         return {"score": self.score, "execution_time": round(self.execution_time, 3), "output": "\n".join(summary),
                 "visibility": "visible", "stdout_visibility": "hidden", "tests": tests,
                 "extra_data": {"max_score": self.max_score, "sandbox": self.sandbox, "fault": bool(self.fault)}}
@@ -98,27 +101,27 @@ def is_bundle(path: Path) -> bool:
 
 @contextmanager
 def bundle_for(hw_or_bundle: str | Path):
-    """An autograder bundle and the homework sources to hide: the bundle folder itself, or one
-    built from a homework (name/folder) in a temporary folder for the duration."""
+    """An autograder bundle: the bundle folder itself, or one built from a homework (name/folder)
+    in a temporary folder for the duration."""
     if is_bundle(Path(hw_or_bundle)):
-        yield Path(hw_or_bundle), []
+        yield Path(hw_or_bundle)
         return
     hw = homework.find(hw_or_bundle)
     with tempfile.TemporaryDirectory(prefix=f"cs330-bundle-{hw.name}-") as tmp:
-        yield release.build_bundle(hw, Path(tmp) / "homework"), [hw.root]
+        yield release.build_bundle(hw, Path(tmp) / "homework")
 
 
-def grade(hw_or_bundle: str | Path, submission: str | Path, jobs: int = 1, hide: list[Path] = ()) -> Report:
+def grade(hw_or_bundle: str | Path, submission: str | Path, jobs: int = 1) -> Report:
     """Grade ``submission`` against a homework (name/folder) or an autograder bundle folder."""
-    with bundle_for(hw_or_bundle) as (bundle, sources):
-        return grade_bundle(bundle, Path(submission), jobs=jobs, hide=[*sources, *hide])
+    with bundle_for(hw_or_bundle) as bundle:
+        return grade_bundle(bundle, Path(submission), jobs=jobs)
 
 
-def grade_bundle(bundle: Path, submission: Path, jobs: int = 1, hide: list[Path] = ()) -> Report:
+def grade_bundle(bundle: Path, submission: Path, jobs: int = 1) -> Report:
     start = time.monotonic()
     hw = homework.load(bundle / "reference")
     folder = (bundle / "BUNDLE").read_text().split("folder=", 1)[-1].strip() or hw.name
-    report = Report(submission=str(submission), sandbox=runner.sandbox_mode(hw.trusted))
+    report = Report(submission=str(submission), sandbox=runner.sandbox_mode())
     private, workspace = runner.new_job_dirs(folder)
     try:
         shutil.copytree(bundle / "starter", workspace)
@@ -131,10 +134,21 @@ def grade_bundle(bundle: Path, submission: Path, jobs: int = 1, hide: list[Path]
             source.mkdir(parents=True)
         report.missing = _overlay(hw, source, workspace, report.notes)
         cores = os.cpu_count() or 1
-        job = runner.Job(tests=bundle / "tests", workspace=workspace, private=private, reference=bundle / "reference",
-                         modules=hw.submitted_modules(), hide=[bundle, submission, *hide], timeout=hw.timeout,
-                         memory_mb=hw.memory_mb, disk_mb=hw.disk_mb, grace=hw.grace, threads=max(1, cores // max(1, jobs)), trusted=hw.trusted,
-                         probes=hw.probe_files(bundle / "tests"), preload=hw.preload, uid=runner.new_uid(), total_timeout=hw.total_timeout)
+        job = runner.Job(
+            tests=bundle / "tests",
+            workspace=workspace,
+            private=private,
+            reference=bundle / "reference",
+            timeout=hw.timeout,
+            memory_mb=hw.memory_mb,
+            disk_mb=hw.disk_mb,
+            grace=hw.grace,
+            threads=max(1, cores // max(1, jobs)),
+            probes=hw.probe_files(bundle / "tests"),
+            preload=hw.preload,
+            uid=runner.new_uid(),
+            total_timeout=hw.total_timeout,
+        )
         try:
             if jobs > 1:
                 outcomes = runner.collect(job)
@@ -194,7 +208,9 @@ def _unpack(submission: Path, dest: Path, hw: homework.Homework, notes: list[str
             for name in sorted(files):
                 path = Path(folder) / name
                 if path.is_symlink() or not path.is_file():
-                    notes.append(f"{(base / name).as_posix()}: {'a symbolic link' if path.is_symlink() else 'not a regular file'}, left out")
+                    notes.append(
+                        f"{(base / name).as_posix()}: {'a symbolic link' if path.is_symlink() else 'not a regular file'}, left out"
+                    )
                     continue
                 with open(path, "rb") as src:
                     _take_file(src, dest, base / name, budget, notes)
@@ -233,7 +249,9 @@ def _take_file(src, dest: Path, rel: Path, budget: dict, notes: list[str]) -> No
             budget["files"] = -1
         return
     if target.exists() or any(p.exists() and not p.is_dir() for p in target.parents):
-        notes.append(f"{rel.as_posix()}: {'given twice' if target.is_file() else 'a file where a folder is (or the reverse)'}; left out")
+        notes.append(
+            f"{rel.as_posix()}: {'given twice' if target.is_file() else 'a file where a folder is (or the reverse)'}; left out"
+        )
         return
     target.parent.mkdir(parents=True, exist_ok=True)
     written, limit = 0, min(MAX_FILE_BYTES, budget["bytes"])
@@ -245,7 +263,11 @@ def _take_file(src, dest: Path, rel: Path, budget: dict, notes: list[str]) -> No
             out.write(chunk)
     if written > limit:
         target.unlink()
-        why = f"over {MAX_FILE_BYTES >> 20} MB" if limit == MAX_FILE_BYTES else f"past the submission's {MAX_BYTES >> 20} MB in all"
+        why = (
+            f"over {MAX_FILE_BYTES >> 20} MB"
+            if limit == MAX_FILE_BYTES
+            else f"past the submission's {MAX_BYTES >> 20} MB in all"
+        )
         notes.append(f"{rel.as_posix()}: {why}, left out")
         return
     budget["files"] -= 1
@@ -294,7 +316,9 @@ def validate(results: dict) -> None:
 
 
 def batch_entries(folder: Path) -> list[Path]:
-    return sorted(p for p in Path(folder).iterdir() if not p.name.startswith(".") and (p.is_dir() or p.suffix == ".zip"))
+    return sorted(
+        p for p in Path(folder).iterdir() if not p.name.startswith(".") and (p.is_dir() or p.suffix == ".zip")
+    )
 
 
 def _name(entry: Path) -> str:
@@ -307,12 +331,11 @@ def grade_batch(hw_or_bundle: str | Path, folder: Path, out: Path, jobs: int = 1
     folder, out = Path(folder), Path(out)
     entries = batch_entries(folder)
     out.mkdir(parents=True, exist_ok=True)
-    with bundle_for(hw_or_bundle) as (bundle, sources):
-        hide = [folder, out, *sources]
+    with bundle_for(hw_or_bundle) as bundle:
 
         def one(entry: Path) -> Report:
             try:
-                report = grade_bundle(bundle, entry, jobs=1, hide=hide)
+                report = grade_bundle(bundle, entry, jobs=1)
             except Exception as e:  # an unreadable zip, say: recorded, never fatal to the batch
                 report = Report(submission=str(entry), fault=f"{type(e).__name__}: {e}")
             log(f"{_name(entry)}: {_fmt(report.score)}/{_fmt(report.max_score)}" + (" (fault)" if report.fault else ""))
