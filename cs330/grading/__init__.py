@@ -6,8 +6,8 @@ and the ``student`` / ``reference`` fixtures of the pytest plugin (``plugin``).
 
 Rooms, by which side of the trust boundary they run on (README.md draws it):
 
-- ``api``, ``plugin``, ``code``  the test-author API and the pytest plugin; ``code`` is a folder's modules as a namespace
-- ``cli``                        ``cs330 test``, ``cs330 submit``; the course's commands when ``instructor`` is installed
+- ``api``, ``plugin``, ``code``  the test-author API, the pytest plugin, a folder's modules as a namespace
+- ``cli``                        ``cs330 test``, ``cs330 submit`` (cs330.cli adds the ``instructor`` commands)
 - ``authoring/``                 homework.toml, markers, zips, ``cs330 submit``, ``cs330 release``
 - ``wire``                       the frame format the trusted side and the worker share
 - ``trusted/``                   the grader, the test processes, the proxy to the worker: decides grades

@@ -1,6 +1,7 @@
 """The standard 4-block convolutional network of few-shot learning (Vinyals et al. 2016; Finn et al. 2017).
 
-Each block: 3x3 conv (``hidden`` channels, padding 1; no bias before a norm, which would cancel it) -> normalisation -> ReLU -> 2x2 max-pool.
+Each block: 3x3 conv (``hidden`` channels, padding 1; no bias before a norm, which would cancel it) -> normalisation
+-> ReLU -> 2x2 max-pool.
 28x28 inputs end as (hidden, 1, 1), i.e. ``hidden`` features; an optional linear head maps them to
 ``out_features`` logits (MAML); without it the network is an embedding (prototypical networks).
 

@@ -18,7 +18,8 @@
     timeout = 60                        # default seconds per test (a test's own `timeout=` wins)
     total_timeout = 1800                # seconds for a whole submission
     memory_mb = 4096                    # extra memory the student's process may take
-    disk_mb = 1024                      # what its code may write: in the workspace (beside the submission) and in /tmp, each
+    disk_mb = 1024                      # what its code may write, in the workspace (beside the submission)
+                                        # and in /tmp, each
     grace = 15                          # seconds past a timeout before a test process is killed
     probes = ["probes.py"]              # modules in `tests` whose functions may run beside student code
     preload = ["transformers"]          # installed libraries the worker imports once, before any test

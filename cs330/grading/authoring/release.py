@@ -97,9 +97,8 @@ def _check_hidden_only(text: str, src: Path) -> None:
     for n, line in enumerate(text.splitlines(), 1):
         found = HIDDEN_ONLY.search(line)
         if found and not line.lstrip().startswith("#"):
-            raise ReleaseError(
-                f"{src}:{n}: the reference fixture is only for hidden checks; put this line inside BEGIN HIDDEN / END HIDDEN"
-            )
+            raise ReleaseError(f"{src}:{n}: the reference fixture is only for hidden checks; "
+                               "put this line inside BEGIN HIDDEN / END HIDDEN")
 
 
 def check_probes(hw: Homework) -> None:
@@ -131,9 +130,8 @@ def check_no_leaks(root: Path, removed: list[tuple[str, str]]) -> None:
         for n, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
             for secret, origin in telling.items():
                 if secret in line:
-                    raise ReleaseError(
-                        f"{path}:{n}: the student tree would show hidden or solution text from {origin}: {secret!r}; mark it too"
-                    )
+                    raise ReleaseError(f"{path}:{n}: the student tree would show hidden or solution text from "
+                                       f"{origin}: {secret!r}; mark it too")
 
 
 def build_bundle(hw: Homework, dest: Path) -> Path:
@@ -288,7 +286,6 @@ def requirements(hw: Homework) -> list[str]:
             out.append(spec.strip() + (f"; {rest}" if rest else ""))
     unknown = set(hw.extras) - set(re.findall(r"""extra\s*==\s*['"]([^'"]+)['"]""", " ".join(declared)))
     if unknown:
-        raise ReleaseError(
-            f"{hw.root / 'homework.toml'}: extras {sorted(unknown)} are not optional dependencies of cs330 (pyproject.toml)"
-        )
+        raise ReleaseError(f"{hw.root / 'homework.toml'}: extras {sorted(unknown)} are not optional dependencies "
+                           "of cs330 (pyproject.toml)")
     return out

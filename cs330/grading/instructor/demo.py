@@ -42,8 +42,7 @@ def main(hw: homework.Homework) -> int:
         print(stub.table())
         grader.validate(ref.to_gradescope())
         grader.validate(stub.to_gradescope())
-        print(
-            f"\nreference {ref.score:g}/{ref.max_score:g}, stub {stub.score:g}/{stub.max_score:g}; results.json valid; sandbox: {ref.sandbox}"
-        )
+        print(f"\nreference {ref.score:g}/{ref.max_score:g}, stub {stub.score:g}/{stub.max_score:g}; "
+              f"results.json valid; sandbox: {ref.sandbox}")
         ok = ref.score == ref.max_score > 0 and not ref.fault and not stub.fault
     return 0 if ok else 1

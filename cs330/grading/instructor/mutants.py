@@ -779,9 +779,8 @@ def _regrade_timeouts(
             note = f"only timeouts ({', '.join(verdict.lost)}) when first graded; graded again alone"
             _verdict(verdict, grade(mutant, f"again{n}"), reference_score)
             verdict.note, verdict.stage = note, "full"
-            log(
-                f"[again] {verdict.status:10s} {mutant.id}  ({verdict.score:g}/{verdict.max_score:g}, {verdict.seconds:.1f} s)"
-            )
+            score = f"{verdict.score:g}/{verdict.max_score:g}, {verdict.seconds:.1f} s"
+            log(f"[again] {verdict.status:10s} {mutant.id}  ({score})")
 
 
 def _bundle_with_tests(bundle: Path, files: list[str], dest: Path) -> Path:

@@ -208,9 +208,8 @@ def _unpack(submission: Path, dest: Path, hw: homework.Homework, notes: list[str
             for name in sorted(files):
                 path = Path(folder) / name
                 if path.is_symlink() or not path.is_file():
-                    notes.append(
-                        f"{(base / name).as_posix()}: {'a symbolic link' if path.is_symlink() else 'not a regular file'}, left out"
-                    )
+                    what = "a symbolic link" if path.is_symlink() else "not a regular file"
+                    notes.append(f"{(base / name).as_posix()}: {what}, left out")
                     continue
                 with open(path, "rb") as src:
                     _take_file(src, dest, base / name, budget, notes)
@@ -249,9 +248,8 @@ def _take_file(src, dest: Path, rel: Path, budget: dict, notes: list[str]) -> No
             budget["files"] = -1
         return
     if target.exists() or any(p.exists() and not p.is_dir() for p in target.parents):
-        notes.append(
-            f"{rel.as_posix()}: {'given twice' if target.is_file() else 'a file where a folder is (or the reverse)'}; left out"
-        )
+        what = "given twice" if target.is_file() else "a file where a folder is (or the reverse)"
+        notes.append(f"{rel.as_posix()}: {what}; left out")
         return
     target.parent.mkdir(parents=True, exist_ok=True)
     written, limit = 0, min(MAX_FILE_BYTES, budget["bytes"])
@@ -336,7 +334,7 @@ def grade_batch(hw_or_bundle: str | Path, folder: Path, out: Path, jobs: int = 1
         def one(entry: Path) -> Report:
             try:
                 report = grade_bundle(bundle, entry, jobs=1)
-            except Exception as e:  # an unreadable zip, say: recorded, never fatal to the batch
+            except Exception as e:  # noqa: BLE001 (an unreadable zip, say: recorded, never fatal to the batch)
                 report = Report(submission=str(entry), fault=f"{type(e).__name__}: {e}")
             log(f"{_name(entry)}: {_fmt(report.score)}/{_fmt(report.max_score)}" + (" (fault)" if report.fault else ""))
             return report

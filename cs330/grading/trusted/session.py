@@ -53,9 +53,8 @@ def student(request):
     except remote.WorkerStartError as e:
         reporter.emit(event="fault", message=str(e))
         os._exit(3)
-    reporter.emit(
-        event="clock", nodeid=request.node.nodeid
-    )  # the test's clock starts now, for the runner's backstop too
+    # the test's clock starts now, for the runner's backstop too
+    reporter.emit(event="clock", nodeid=request.node.nodeid)
     yield remote.Student(worker, worker.config["probe_modules"])
     output = worker.end()
     if output.strip():

@@ -77,12 +77,14 @@ def available_mode() -> str:
 
 
 def describe(mode: str) -> str:
+    """A mode in words, for results.json."""
+    outside = "verdicts made outside the student's process"
     return {
-        "namespaces": "namespaces: private root file system, unprivileged user, no network; verdicts made outside the student's process",
-        "user-namespace": "user namespace: private root file system, no capabilities, no network; verdicts made outside the student's process",
-        "setuid": "setuid only (no namespaces on this machine): unprivileged user, limits, no private file system or network isolation; "
-        "verdicts made outside the student's process",
-        "process": "separate process only (not root, no namespaces): same user, limits; verdicts made outside the student's process",
+        "namespaces": f"namespaces: private root file system, unprivileged user, no network; {outside}",
+        "user-namespace": f"user namespace: private root file system, no capabilities, no network; {outside}",
+        "setuid": "setuid only (no namespaces on this machine): unprivileged user, limits, no private file system "
+                  f"or network isolation; {outside}",
+        "process": f"separate process only (not root, no namespaces): same user, limits; {outside}",
     }[mode]
 
 
