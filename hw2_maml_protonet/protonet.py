@@ -39,7 +39,8 @@ def squared_distances(q: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
     return ((q.unsqueeze(-2) - c.unsqueeze(-3)) ** 2).sum(-1)  # SOLUTION
 
 
-def protonet_logits(z_support: torch.Tensor, y_support: torch.Tensor, z_query: torch.Tensor, n_way: int) -> torch.Tensor:
+def protonet_logits(z_support: torch.Tensor, y_support: torch.Tensor, z_query: torch.Tensor,
+                    n_way: int) -> torch.Tensor:
     """Logits of the queries: (..., N*Q, N), the negative squared distance to each prototype."""
     # BEGIN SOLUTION replace="logits = None"
     logits = -squared_distances(z_query, prototypes(z_support, y_support, n_way))

@@ -88,7 +88,8 @@ def lm_loss_and_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> tuple[to
     is right, without gradient.
     """
     if logits.dim() != 3 or labels.shape != logits.shape[:2]:
-        raise ValueError(f"expected logits (B, T, V) and labels (B, T), got {tuple(logits.shape)} and {tuple(labels.shape)}")
+        raise ValueError("expected logits (B, T, V) and labels (B, T), "
+                         f"got {tuple(logits.shape)} and {tuple(labels.shape)}")
     # BEGIN SOLUTION hint="shift: logits[:, :-1] against labels[:, 1:]; mask the ignored targets in both loss and \
     #     accuracy"
     logits, targets = logits[:, :-1], labels[:, 1:]
@@ -157,7 +158,8 @@ def finetune(model: nn.Module, params: list[nn.Parameter], batches, steps: int, 
         optimizer.step()
         losses.append(loss.item())
         if log_every and (step + 1) % log_every == 0:
-            print(f"  step {step + 1}/{steps}  loss {loss.item():.3f}  acc {acc.item():.2f}  {time.time() - start:.0f}s", flush=True)
+            print(f"  step {step + 1}/{steps}  loss {loss.item():.3f}  acc {acc.item():.2f}  "
+                  f"{time.time() - start:.0f}s", flush=True)
     return losses
 
 

@@ -105,8 +105,9 @@ def greedy_decode(model: nn.Module, input_ids: torch.Tensor, max_new_tokens: int
     At each step the next token is the argmax of the last position's logits. With ``use_cache`` the
     prompt is run once through ``forward_with_cache`` and every later step feeds only the newest token
     with the cache from the step before; without it, the whole sequence so far is re-run each step
-    (``model(input_ids=...).logits``: the same tokens, at quadratic cost; call i gets T + i tokens). Decoding stops after a token in
-    ``stop_ids`` is produced (it is included in the output) or after ``max_new_tokens`` tokens.
+    (``model(input_ids=...).logits``: the same tokens, at quadratic cost; call i gets T + i tokens).
+    Decoding stops after a token in ``stop_ids`` is produced (it is included in the output) or after
+    ``max_new_tokens`` tokens.
     """
     if input_ids.dim() != 2 or input_ids.shape[0] != 1:
         raise ValueError(f"expected input_ids of shape (1, T), got {tuple(input_ids.shape)}")

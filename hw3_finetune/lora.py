@@ -62,7 +62,8 @@ class LoRALinear(nn.Module):
 DEFAULT_TARGETS = ("query", "value", "q_proj", "v_proj")
 
 
-def add_lora(model: nn.Module, rank: int, targets=DEFAULT_TARGETS, alpha: float = 16.0, seed: int = 0) -> list[LoRALinear]:
+def add_lora(model: nn.Module, rank: int, targets=DEFAULT_TARGETS, alpha: float = 16.0,
+             seed: int = 0) -> list[LoRALinear]:
     """Replace every ``nn.Linear`` whose attribute name is in ``targets`` by a ``LoRALinear``, in place.
 
     BERT names its projections ``query``/``key``/``value``; Llama (SmolLM2) ``q_proj``/``k_proj``/``v_proj``.

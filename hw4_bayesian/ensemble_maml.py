@@ -67,5 +67,6 @@ class EnsembleMAML(nn.Module):
     def predict(self, support_x, support_y, query_x):
         """Mixture components (mu, logvar), each (M, B, Q, 1): every member adapted on the support."""
         with torch.enable_grad():  # the inner loop takes gradients even at evaluation
-            outs = [self.member_outputs(m, support_x, support_y, query_x, train=False) for m in range(len(self.members))]
+            outs = [self.member_outputs(m, support_x, support_y, query_x, train=False)
+                    for m in range(len(self.members))]
         return torch.stack([o[0] for o in outs]), torch.stack([o[1] for o in outs])

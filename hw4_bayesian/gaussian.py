@@ -48,7 +48,8 @@ def kl_diag_gaussians(mu_q: torch.Tensor, logvar_q: torch.Tensor, mu_p: torch.Te
 
 
 def gaussian_nll(y: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """Elementwise negative log-density of y under N(mu, exp(logvar)): 1/2 [log 2 pi + logvar + (y - mu)^2 / exp(logvar)]."""
+    """Elementwise negative log-density of y under N(mu, exp(logvar)):
+    1/2 [log 2 pi + logvar + (y - mu)^2 / exp(logvar)]."""
     return 0.5 * (LOG_2PI + logvar + (y - mu) ** 2 * torch.exp(-logvar))  # SOLUTION
 
 

@@ -72,7 +72,8 @@ class MAML(hw2_maml.MAML):
         reg = self.regularizer()
         return losses.mean() + beta * reg, losses.mean(), reg, accs.mean()
 
-    def outer_step(self, episode, optimizer: torch.optim.Optimizer, beta: float = 0.0, generator=None) -> dict[str, float]:
+    def outer_step(self, episode, optimizer: torch.optim.Optimizer, beta: float = 0.0,
+                   generator=None) -> dict[str, float]:
         """HW2's outer step on this objective (``loss``: MR-MAML samples the weights and adds beta * KL).
         Returns {"loss": mean query loss, "acc": mean accuracy, "reg": regulariser}."""
         optimizer.zero_grad(set_to_none=True)
