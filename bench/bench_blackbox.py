@@ -99,9 +99,9 @@ def main() -> None:
             for model in ("lstm", "transformer"):
                 step, sample, steps = time_training(images, k, n, model, seconds)
                 rows.append((threads, k, n, model, step, sample))
-                print(f"{threads} thread{'s' if threads > 1 else ' '}  K={k} N={n}  {model:11s}  {1 / step:6.2f} steps/s  "
-                      f"{step * 1e3:7.1f} ms/step  sample_batch {sample * 1e3:6.2f} ms = {sample / step:5.1%} of the step  "
-                      f"({steps} steps; {load()})")
+                print(f"{threads} thread{'s' if threads > 1 else ' '}  K={k} N={n}  {model:11s}  "
+                      f"{1 / step:6.2f} steps/s  {step * 1e3:7.1f} ms/step  sample_batch {sample * 1e3:6.2f} ms = "
+                      f"{sample / step:5.1%} of the step  ({steps} steps; {load()})")
 
     torch.set_num_threads(1)
     print(f"\npeer: PNG files per batch (bench_episodes.PNGEpisodes), 1 thread; {load()}")

@@ -166,7 +166,8 @@ def main() -> None:
             out = subprocess.run([py, __file__, "--child", impl, "--device", a.device, "--reps", str(a.reps),
                                   "--threads", str(a.threads), "--malloc", malloc], capture_output=True, text=True)
             if out.returncode:
-                print(f"{impl} ({malloc}): failed: {out.stderr.strip().splitlines()[-1] if out.stderr.strip() else out.returncode}")
+                why = out.stderr.strip().splitlines()[-1] if out.stderr.strip() else out.returncode
+                print(f"{impl} ({malloc}): failed: {why}")
                 continue
             r = results[impl, malloc] = json.loads(out.stdout.strip().splitlines()[-1])
             print(f"{impl:16s} malloc={malloc:8s} {r['ms']:9.1f} ms/iteration (median {r['ms_median']:.1f})  "

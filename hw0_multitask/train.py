@@ -22,7 +22,8 @@ import model as mt
 from cs330.data.movielens import MovieLens
 from cs330.data.root import DataNotFoundError
 from cs330.data.synthetic import make_ratings
-from cs330.training import RunState, add_common_args, environment, fingerprint, make_results, merge, plot_curves, setup, train_loop
+from cs330.training import (RunState, add_common_args, environment, fingerprint, make_results, merge, plot_curves,
+                            setup, train_loop)
 from cs330.training.metrics import mean_reciprocal_rank, pairwise_mrr, rmse
 
 HERE = Path(__file__).resolve().parent
@@ -133,7 +134,8 @@ def fit(model: mt.MultiTaskRecommender, train: MovieLens, test: MovieLens, epoch
         epoch_stats.clear()
         epoch_stats.update(loss_rank=float(sums[0] / n_steps), loss_rate=float(sums[1] / n_steps))
         if cosines:  # PCGrad: how aligned the task gradients on the shared parameters were
-            epoch_stats.update(grad_cosine=sum(cosines) / len(cosines), conflict_frac=sum(c < 0 for c in cosines) / len(cosines))
+            epoch_stats.update(grad_cosine=sum(cosines) / len(cosines),
+                               conflict_frac=sum(c < 0 for c in cosines) / len(cosines))
         if weigher is not None:
             epoch_stats.update({f"log_var_{t}": float(s) for t, s in zip(("rank", "rate"), weigher.log_vars.detach())})
         return {}  # the epoch's means are exact: no running average (train_loop's) of them
@@ -166,8 +168,8 @@ def run(args, lam: float, train: MovieLens, test: MovieLens, data_kind: str) -> 
     config = {k: getattr(args, k) for k in ("arch", "weighting", "epochs", "seed", "dim", "hidden", "dropout",
                                             "batch_size", "lr", "weight_decay")}
     final = {**best_of(history), "n_train": len(train), "n_test": len(test), "wall_s": round(history[-1]["time_s"], 1)}
-    return make_results(name, {**config, "lam": lam, "data": data_kind}, environment(device, data_fingerprint(train, test)),
-                        history, final)
+    env = environment(device, data_fingerprint(train, test))
+    return make_results(name, {**config, "lam": lam, "data": data_kind}, env, history, final)
 
 
 def plot_sweep(results: list[dict], path: Path, title: str = "") -> None:
@@ -197,7 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--arch", choices=mt.ARCHS, default="shared")
     p.add_argument("--weighting", choices=("fixed", "uncertainty", "pcgrad"), default="fixed")
     p.add_argument("--lam", type=float, default=0.5, help="weight of the ranking loss (fixed weighting)")
-    p.add_argument("--sweep", type=float, nargs="+", metavar="LAM", help="one fixed-weighting run per lambda, and a plot")
+    p.add_argument("--sweep", type=float, nargs="+", metavar="LAM",
+                   help="one fixed-weighting run per lambda, and a plot")
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--data", choices=("real", "synthetic"), default="real")
     p.add_argument("--dim", type=int, default=32, help="embedding size")

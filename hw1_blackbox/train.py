@@ -98,8 +98,9 @@ def train(n_way: int = 2, k_shot: int = 1, meta_batch_size: int = 128, steps: in
         def evaluator(net, step):
             return evaluate(net, test_x, n_way, k_shot, meta_batch_size, eval_batches, seed + 1, device)
 
-    train_loop(step_fn, lambda step: evaluator(net, step), state, steps=steps, eval_every=eval_every, time_limit=time_limit,
-               save=save if checkpoint else None, progress=progress, log=log, desc=f"{model} K={k_shot} N={n_way}")
+    train_loop(step_fn, lambda step: evaluator(net, step), state, steps=steps, eval_every=eval_every,
+               time_limit=time_limit, save=save if checkpoint else None, progress=progress, log=log,
+               desc=f"{model} K={k_shot} N={n_way}")
     history = state.history
     final = {"wall_time_s": round(state.time_s, 1)}
     if all("test_acc" in r for r in history):
@@ -119,7 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-batches", type=int, default=4, help="meta-batches per evaluation")
     p.add_argument("--tag", default="", help="appended to the run name, e.g. for your own experiment")
     p.add_argument("--compare", nargs="+", metavar="RUN.json",
-                   help="no training: plot these runs' accuracy curves together into <out>/compare.png (or --tag: compare-<tag>.png)")
+                   help="no training: plot these runs' accuracy curves together into <out>/compare.png "
+                        "(or --tag: compare-<tag>.png)")
     return p
 
 
@@ -127,8 +129,9 @@ def main(argv=None) -> dict:
     args = build_parser().parse_args(argv)
     out = Path(args.out)
     if args.compare:
-        path = plot_curves([load_results(r) for r in args.compare], out / (f"compare-{args.tag}.png" if args.tag else "compare.png"),
-                           ["test_acc"], ylims={"test_acc": (0, 1)})
+        path = plot_curves([load_results(r) for r in args.compare],
+                           out / (f"compare-{args.tag}.png" if args.tag else "compare.png"), ["test_acc"],
+                           ylims={"test_acc": (0, 1)})
         print(f"wrote {path}")
         return {}
     name = f"{args.model}-k{args.k_shot}-n{args.n_way}" + (f"-{args.tag}" if args.tag else "")
@@ -139,8 +142,9 @@ def main(argv=None) -> dict:
     c = result["config"]
     plot_curves([result], out / f"{name}.png", ["test_acc", "train_loss", "test_loss"], chance=1 / c["n_way"],
                 title=f"{c['model']}: K={c['k_shot']}, N={c['n_way']}, data: {c['data']}", ylims={"test_acc": (0, 1)})
-    print(f"{name}: final test query accuracy {result['final']['test_acc']:.4f} (best {result['final']['best_test_acc']:.4f}) "
-          f"after {c['steps']} steps, {result['final']['wall_time_s']} s; wrote {out / name}.json and .png")
+    final = result["final"]
+    print(f"{name}: final test query accuracy {final['test_acc']:.4f} (best {final['best_test_acc']:.4f}) "
+          f"after {c['steps']} steps, {final['wall_time_s']} s; wrote {out / name}.json and .png")
     return result
 
 

@@ -1,9 +1,9 @@
 """Meta-train and test MAML or a prototypical network on Omniglot (or synthetic glyphs).
 
-    python train.py --algorithm protonet --steps 2000                      # train, validating as it goes
-    python train.py --algorithm protonet --test                            # 600 test tasks, 95% CI -> results/metrics.json
-    python train.py --algorithm maml --inner-steps 1 --first-order         # first-order MAML
-    python train.py --algorithm maml --test --test-k-shot 5                # trained 1-shot, tested 5-shot
+    python train.py --algorithm protonet --steps 2000                  # train, validating as it goes
+    python train.py --algorithm protonet --test                        # 600 test tasks, 95% CI -> results/metrics.json
+    python train.py --algorithm maml --inner-steps 1 --first-order     # first-order MAML
+    python train.py --algorithm maml --test --test-k-shot 5            # trained 1-shot, tested 5-shot
     python train.py --n-way 60 --n-query 5 --rotations --lr-halve-every 2000 --test-n-way 20   # Snell et al.'s recipe
     python train.py --algorithm maml --steps 30000 --time-limit 3600 --resume   # continue a run, for an hour more
 
@@ -49,7 +49,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--lr-halve-every", type=int, default=None,
                    help="halve the Adam rate every this many steps (Snell et al.: 2000 episodes)")
     p.add_argument("--rotations", action="store_true",
-                   help="also train on every training class rotated by 90, 180, 270 degrees as new classes (4x classes)")
+                   help="also train on every training class rotated by 90, 180, 270 degrees as new classes "
+                        "(4x classes)")
     p.add_argument("--learn-inner-lr", action="store_true", help="MAML: learn per-parameter inner rates (Meta-SGD)")
     p.add_argument("--anil", action="store_true", help="MAML: adapt the head only")
     p.add_argument("--first-order", action="store_true", help="MAML: first-order meta-gradient")
@@ -68,8 +69,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--test-k-shot", type=int, default=None, help="K at test time (default --k-shot)")
     p.add_argument("--test-n-way", type=int, default=None,
                    help="ProtoNet: N of validation and test tasks (default --n-way; train wide, test narrow)")
-    p.add_argument("--test-n-query", type=int, default=None, help="queries per class at validation and test (default --n-query)")
-    p.add_argument("--test-inner-steps", type=int, default=None, help="MAML: inner steps at test (default --inner-steps)")
+    p.add_argument("--test-n-query", type=int, default=None,
+                   help="queries per class at validation and test (default --n-query)")
+    p.add_argument("--test-inner-steps", type=int, default=None,
+                   help="MAML: inner steps at test (default --inner-steps)")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the training step (CUDA graphs on a GPU; fused element-wise ops on CPU); "
                         "compiling takes a minute or more. --test always runs eagerly")
@@ -153,7 +156,8 @@ def evaluate(model, a, images, n_tasks: int, k_shot: int, seed: int) -> torch.Te
     for episode in sampler:
         acc = model.evaluate(episode.to(a.device))
         accs.append(acc.clone())  # a copy: a CUDA-graphed (--compile) step reuses its output memory on the next call
-    return torch.cat(accs)[:n_tasks].cpu()  # the accuracies stay on the device until here (ProtoNet syncs once per batch for N)
+    # the accuracies stay on the device until here (ProtoNet syncs once per batch for N)
+    return torch.cat(accs)[:n_tasks].cpu()
 
 
 def fit(a, progress: bool = True) -> list[dict]:
@@ -168,7 +172,8 @@ def fit(a, progress: bool = True) -> list[dict]:
     run_dir = Path(a.checkpoint_dir) / run_name(a)
     state = RunState()
     if a.resume and (run_dir / "checkpoint.pt").is_file():
-        saved = load_checkpoint(run_dir / "checkpoint.pt", config=config, model=model, optimizer=opt, map_location=a.device)
+        saved = load_checkpoint(run_dir / "checkpoint.pt", config=config, model=model, optimizer=opt,
+                                map_location=a.device)
         state = RunState(saved["step"], saved["time_s"], saved["history"])
         print(f"resumed {run_name(a)} at step {state.step}")
     train_images, val_images = splits["train"].to(a.device), splits["val"].to(a.device)

@@ -10,10 +10,10 @@
 ``results/<experiment>.json`` is a table of runs, ``{name: results}`` in the cs330.training results schema
 (``merge``: a rerun replaces the run of the same name, e.g. ``k8-lora4`` or ``babi-k4-icl-instruction-order0``):
 ``config`` the run's settings (model, task, k, method, order, n_eval, steps, lr, seed), ``env`` the device,
-versions and data fingerprint (``text_fingerprint`` of the dataset the run read), ``history`` the fine-tuning losses per step (empty for ICL and k = 0), ``final`` the scores,
-trainable parameters, wall time (and ICL / LoRA: the first output). ``rows`` flattens a table for plots,
-tables and tests. Small settings (``--n-eval``, ``--k``) run on a CPU in minutes. Models come
-from ``cs330.models.pretrained`` (offline: the installed packages).
+versions and data fingerprint (``text_fingerprint`` of the dataset the run read), ``history`` the fine-tuning
+losses per step (empty for ICL and k = 0), ``final`` the scores, trainable parameters, wall time (and ICL /
+LoRA: the first output). ``rows`` flattens a table for plots, tables and tests. Small settings (``--n-eval``,
+``--k``) run on a CPU in minutes. Models come from ``cs330.models.pretrained`` (offline: the installed packages).
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ EVAL_SEED = 1234  # fixes every evaluation set; k-shot training sets use --seed
 # Results files
 
 
-CONFIG = ("model", "task", "k", "method", "order", "n_eval", "steps", "lr", "seed")  # a row's settings; the rest is its outcome
+# a row's settings; the rest is its outcome
+CONFIG = ("model", "task", "k", "method", "order", "n_eval", "steps", "lr", "seed")
 
 
 def text_fingerprint(*texts: list[str]) -> str:
@@ -63,8 +64,9 @@ def data_fingerprint(task: str) -> str:
         data = text.load_clothing_reviews()
         return text_fingerprint(data.texts, [str(int(y)) for y in data.labels])
     if task == "babi":
-        return text_fingerprint(*[[" ".join(ex.story) + "|" + ex.question + "|" + ex.answer for ex in text.load_babi(1, split)]
-                                  for split in ("train", "test")])
+        splits = [text.load_babi(1, split) for split in ("train", "test")]
+        return text_fingerprint(*[[" ".join(ex.story) + "|" + ex.question + "|" + ex.answer for ex in examples]
+                                  for examples in splits])
     docs = text.load_xsum()
     return text_fingerprint([d.document for d in docs], [d.summary for d in docs])
 
@@ -137,7 +139,9 @@ def table(path: Path) -> str:
             return f"{v:.0f}" if col == "wall_s" else f"{v:.3f}"
         return f"{v:,}" if isinstance(v, int) and col != "k" else str(v)
 
-    key = lambda r: (r.get("task", ""), r["k"], r["method"], r.get("order", 0))
+    def key(r):
+        return r.get("task", ""), r["k"], r["method"], r.get("order", 0)
+
     lines = ["| " + " | ".join(cols) + " |", "|" + " --- |" * len(cols)]
     lines += ["| " + " | ".join(fmt(c, r.get(c, "")) for c in cols) + " |" for r in sorted(found, key=key)]
     return f"### {path.stem}\n\n" + "\n".join(lines) + "\n"
@@ -161,7 +165,8 @@ def classify(model, tokenizer, texts, device, batch_size=64, max_length=128) -> 
     model.eval()
     out = []
     for i in range(0, len(texts), batch_size):
-        enc = tokenizer(texts[i:i + batch_size], padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+        enc = tokenizer(texts[i:i + batch_size], padding=True, truncation=True, max_length=max_length,
+                        return_tensors="pt")
         out.append(model(**enc.to(device)).logits.argmax(-1).cpu())
     return torch.cat(out)
 
@@ -190,11 +195,13 @@ def run_reviews(args) -> None:
         if k == 0:
             start = time.time()
             majority = int(pool.class_counts().argmax())
-            runs.append(record(dict(model=ENCODER, k=0, method="majority", accuracy=float((truth == majority).float().mean()),
+            majority_accuracy = float((truth == majority).float().mean())
+            runs.append(record(dict(model=ENCODER, k=0, method="majority", accuracy=majority_accuracy,
                                     trainable_params=0, wall_s=0.0), env))
             pred = zero_shot_embedding(evaluation.texts, evaluation.label_names, args.device)
-            runs.append(record(dict(model=ENCODER, k=0, method="zero-shot", accuracy=float((pred == truth).float().mean()),
-                                    trainable_params=0, wall_s=round(time.time() - start, 1)), env))
+            runs.append(record(dict(model=ENCODER, k=0, method="zero-shot",
+                                    accuracy=float((pred == truth).float().mean()), trainable_params=0,
+                                    wall_s=round(time.time() - start, 1)), env))
             print(*[{**r["config"], **r["final"]} for r in runs[-2:]], sep="\n", flush=True)
             continue
         train = text.k_shot_per_class(pool, k, seed=args.seed)
@@ -214,9 +221,9 @@ def run_reviews(args) -> None:
             losses = ft.finetune(model, params, ft.epoch_batches(len(train), batch_size, make_batch, args.seed), steps,
                                  lr, ft.classification_loss_and_accuracy, args.device)
             pred = classify(model, tokenizer, evaluation.texts, args.device)
-            runs.append(record(dict(model=ENCODER, k=k, method=mode, accuracy=float((pred == truth).float().mean()), steps=steps, lr=lr,
-                                    trainable_params=ft.count_parameters(params), wall_s=round(time.time() - start, 1),
-                                    seed=args.seed), env, loss_history(losses)))
+            runs.append(record(dict(model=ENCODER, k=k, method=mode, accuracy=float((pred == truth).float().mean()),
+                                    steps=steps, lr=lr, trainable_params=ft.count_parameters(params),
+                                    wall_s=round(time.time() - start, 1), seed=args.seed), env, loss_history(losses)))
             print({**runs[-1]["config"], **runs[-1]["final"]}, flush=True)
     print(save_runs("reviews", runs, args.out))
 
@@ -273,11 +280,14 @@ def run_icl(args) -> None:
                     if order:
                         support = [support[j] for j in np.random.default_rng([order, i]).permutation(k)]
                     prompts.append(make_prompt(support, query, style))
-                outputs = generate_all(model, tokenizer, prompts, args.device, gen["max_new_tokens"], f"{args.task} k={k} {style}")
+                outputs = generate_all(model, tokenizer, prompts, args.device, gen["max_new_tokens"],
+                                       f"{args.task} k={k} {style}")
                 runs.append(record(dict(model=LM, task=args.task, k=k, method=f"icl-{style}", order=order,
-                                        **score(args.task, outputs, evaluation), n_eval=len(evaluation), trainable_params=0,
-                                        wall_s=round(time.time() - start, 1), seed=args.seed, example_output=outputs[0]), env))
-                print({k: v for k, v in {**runs[-1]["config"], **runs[-1]["final"]}.items() if k != "example_output"}, flush=True)
+                                        **score(args.task, outputs, evaluation), n_eval=len(evaluation),
+                                        trainable_params=0, wall_s=round(time.time() - start, 1), seed=args.seed,
+                                        example_output=outputs[0]), env))
+                shown = {**runs[-1]["config"], **runs[-1]["final"]}
+                print({k: v for k, v in shown.items() if k != "example_output"}, flush=True)
     print(save_runs("icl", runs, args.out))
 
 
@@ -295,7 +305,7 @@ def run_lora_lm(args) -> None:
         batch_size = min(8, k)
         steps = ft.steps_for(k, batch_size, epochs=args.epochs, min_steps=10, max_steps=args.max_steps)
 
-        def make_batch(index):
+        def make_batch(index, tokenizer=tokenizer, prompts=prompts, targets=targets):
             return ft.tokenize_prompt_target(tokenizer, [prompts[i] for i in index], [targets[i] for i in index],
                                              max_length=args.max_length)
 
@@ -303,11 +313,13 @@ def run_lora_lm(args) -> None:
                              ft.lm_loss_and_accuracy, args.device, log_every=10)
         outputs = generate_all(model, tokenizer, [make_prompt([], q, "instruction") for q in evaluation], args.device,
                                gen["max_new_tokens"], f"{args.task} LoRA k={k}")
-        runs.append(record(dict(model=LM, task=args.task, k=k, method=f"lora{args.rank}", **score(args.task, outputs, evaluation),
-                                n_eval=len(evaluation), steps=steps, lr=args.lr, trainable_params=ft.count_parameters(params),
+        runs.append(record(dict(model=LM, task=args.task, k=k, method=f"lora{args.rank}",
+                                **score(args.task, outputs, evaluation), n_eval=len(evaluation), steps=steps,
+                                lr=args.lr, trainable_params=ft.count_parameters(params),
                                 wall_s=round(time.time() - start, 1), seed=args.seed, example_output=outputs[0]),
                            env, loss_history(losses)))
-        print({k: v for k, v in {**runs[-1]["config"], **runs[-1]["final"]}.items() if k != "example_output"}, flush=True)
+        shown = {**runs[-1]["config"], **runs[-1]["final"]}
+        print({k: v for k, v in shown.items() if k != "example_output"}, flush=True)
     print(save_runs("lora_lm", runs, args.out))
 
 
@@ -322,7 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--formats", nargs="+", choices=icl.FORMATS, default=["instruction"])
     p.add_argument("--orders", type=int, default=1, help="ICL: example orderings to try for k > 1")
     p.add_argument("--n-eval", type=int, default=50, help="ICL / LoRA: evaluation questions or articles")
-    p.add_argument("--epochs", type=float, default=5.0, help="fine-tuning passes over the k-shot set (capped by --max-steps)")
+    p.add_argument("--epochs", type=float, default=5.0,
+                   help="fine-tuning passes over the k-shot set (capped by --max-steps)")
     p.add_argument("--max-steps", type=int, default=150)
     p.add_argument("--rank", type=int, default=8, help="LoRA LM rank")
     p.add_argument("--max-length", type=int, default=384, help="LoRA LM: tokens per training sequence")

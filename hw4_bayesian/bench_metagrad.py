@@ -96,7 +96,10 @@ def agreement(a) -> list[dict]:
         tasks = tasks_for(25, 1, torch.float64)
         exact = meta_gradient("second", model, tasks, 5, 0.01, 0, 0.0, None)
         first = meta_gradient("first", model, tasks, 5, 0.01, 0, 0.0, None)
-        cos = lambda u: float(F.cosine_similarity(u, exact, dim=0))  # noqa: E731
+
+        def cos(u, exact=exact):
+            return float(F.cosine_similarity(u, exact, dim=0))
+
         D = exact.numel()
         if activation == "tanh":
             rows.append({"method": "first", "activation": activation, "P": None, "cosine": cos(first), "time_s": None})
@@ -125,7 +128,8 @@ def plot(cells, rows, path):
     ax[2].semilogx([r["P"] for r in es], [r["cosine"] for r in es], "o-", label="ES")
     ax[2].semilogx([r["P"] for r in es], [r["expected_cosine_quadratic"] for r in es], ":", label="sqrt(P/(P+D+1))")
     ax[2].axhline([r for r in rows if r["method"] == "first"][0]["cosine"], color="C1", ls="--", label="first order")
-    ax[2].set(xlabel="ES population P (pairs)", ylabel="cosine with exact meta-gradient", title="K = 5, D = 1761, tanh", ylim=(0, 1.05))
+    ax[2].set(xlabel="ES population P (pairs)", ylabel="cosine with exact meta-gradient", title="K = 5, D = 1761, tanh",
+              ylim=(0, 1.05))
     for x in ax:
         x.legend(fontsize=7)
     fig.tight_layout()
@@ -161,7 +165,8 @@ def main(argv=None):
     rows = agreement(a)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "metagrad.json").write_text(json.dumps({"config": vars(a), "cost": cells, "agreement": rows}, indent=1) + "\n")
+    results = {"config": vars(a), "cost": cells, "agreement": rows}
+    (out / "metagrad.json").write_text(json.dumps(results, indent=1) + "\n")
     plot(cells, rows, out / "metagrad.png")
 
 

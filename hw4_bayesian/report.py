@@ -15,8 +15,8 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def part_a() -> list[str]:
     lines = ["## Part A: memorisation (5-way 1-shot)", "",
-             "| run | steps | train loss | meta-train acc | meta-test acc (new classes) | sensitivity train | sensitivity test "
-             "| zero-shot train acc | wall s |",
+             "| run | steps | train loss | meta-train acc | meta-test acc (new classes) | sensitivity train "
+             "| sensitivity test | zero-shot train acc | wall s |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for path in sorted((RESULTS / "partA").glob("*.json")):
         if path.stem.startswith("tagged"):
@@ -24,9 +24,9 @@ def part_a() -> list[str]:
         r = load_results(path)
         f = r["final"]
         zero_shot = f"{f['meta_train_zero_shot_acc']:.3f}" if "meta_train_zero_shot_acc" in f else "-"
-        lines.append(f"| {path.stem} ({r['config']['data']}) | {f['step']} | {f['train_loss']:.3f} | {f['meta_train_acc']:.3f} | "
-                     f"{f['meta_test_acc']:.3f} | {f['meta_train_sensitivity']:.3f} | {f['meta_test_sensitivity']:.3f} | "
-                     f"{zero_shot} | {f['time_s']:.0f} |")
+        lines.append(f"| {path.stem} ({r['config']['data']}) | {f['step']} | {f['train_loss']:.3f} | "
+                     f"{f['meta_train_acc']:.3f} | {f['meta_test_acc']:.3f} | {f['meta_train_sensitivity']:.3f} | "
+                     f"{f['meta_test_sensitivity']:.3f} | {zero_shot} | {f['time_s']:.0f} |")
     return lines
 
 
@@ -40,14 +40,15 @@ def part_a_tagged() -> list[str]:
     for path in rows:
         r = load_results(path)
         f = r["final"]
-        lines.append(f"| {path.stem} | {r['config']['steps']} | {f['train_split_mse']:.3f} | {f['test_split_mse']:.3f} | "
-                     f"{f['train_split_sensitivity']:.3f} | {f['test_split_sensitivity']:.3f} |")
+        lines.append(f"| {path.stem} | {r['config']['steps']} | {f['train_split_mse']:.3f} | {f['test_split_mse']:.3f} "
+                     f"| {f['train_split_sensitivity']:.3f} | {f['test_split_sensitivity']:.3f} |")
     return lines
 
 
 def part_b(folder: Path = RESULTS / "partB") -> list[str]:
     lines = ["## Part B: regression (400 tasks x 50 queries per k)", "",
-             "| family | method | steps | k | MSE | NLL | 95% coverage | train s |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| family | method | steps | k | MSE | NLL | 95% coverage | train s |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for path in sorted(folder.glob("*.json")):
         r = load_results(path)
         c, f = r["config"], r["final"]
@@ -73,7 +74,8 @@ def part_c() -> list[str]:
         exp = row.get("expected_cosine_quadratic")
         exp = "" if exp is None else f"{exp:.3f}"
         secs = "" if row["time_s"] is None else f"{row['time_s']:.2f}"
-        lines.append(f"| {row['method']} | {row.get('activation', '')} | {row['P'] or ''} | {row['cosine']:.3f} | {exp} | {secs} |")
+        lines.append(f"| {row['method']} | {row.get('activation', '')} | {row['P'] or ''} | {row['cosine']:.3f} | "
+                     f"{exp} | {secs} |")
     return lines
 
 
@@ -87,8 +89,9 @@ def plot_part_a(path: Path) -> None:
     if not runs:
         return
     fig, ax = plt.subplots(figsize=(1.4 * len(runs) + 2, 3.4))
-    for i, (key, label) in enumerate([("meta_train_acc", "meta-train acc"), ("meta_test_acc", "meta-test acc (new classes)"),
-                                      ("meta_test_sensitivity", "support sensitivity (test)")]):
+    bars = [("meta_train_acc", "meta-train acc"), ("meta_test_acc", "meta-test acc (new classes)"),
+            ("meta_test_sensitivity", "support sensitivity (test)")]
+    for i, (key, label) in enumerate(bars):
         ax.bar([j + 0.27 * (i - 1) for j in range(len(runs))], [f[key] for _, f in runs], 0.27, label=label)
     ax.axhline(0.2, ls=":", c="gray", label="chance (5-way)")
     ax.set_xticks(range(len(runs)), [name for name, _ in runs], rotation=20, fontsize=7)

@@ -85,7 +85,8 @@ def train(learner="blackbox", fix="none", beta=0.0, n_way=5, k_shot=1, n_query=5
     shape = (n_way, k_shot, n_query, meta_batch_size)
     train_tasks = NonExclusiveEpisodeSampler(train_images, *shape, generator=seed)
     train_eval = NonExclusiveEpisodeSampler(train_images, *shape, generator=seed + 1)
-    test_eval = EpisodeSampler(test_images, *shape, generator=seed + 2)  # mutually exclusive: new classes, random labels
+    # mutually exclusive: new classes, random labels
+    test_eval = EpisodeSampler(test_images, *shape, generator=seed + 2)
     g = torch.Generator().manual_seed(seed)  # label shuffling and the learners' noise
 
     def step_fn(step: int) -> dict:
@@ -101,13 +102,15 @@ def train(learner="blackbox", fix="none", beta=0.0, n_way=5, k_shot=1, n_query=5
     def evaluate_fn(step: int) -> dict:
         on_train = evaluate(model, train_eval, eval_tasks, n_way, shuffle, seed=11)
         on_test = evaluate(model, test_eval, eval_tasks, n_way, False, seed=12)
-        return {**{f"meta_train_{k}": v for k, v in on_train.items()}, **{f"meta_test_{k}": v for k, v in on_test.items()}}
+        return {**{f"meta_train_{k}": v for k, v in on_train.items()},
+                **{f"meta_test_{k}": v for k, v in on_test.items()}}
 
     state = train_loop(step_fn, evaluate_fn, RunState(), steps=steps, eval_every=eval_every, progress=progress, log=log,
                        desc=f"{learner} {fix}")
     config = {"learner": learner, "fix": fix, "beta": beta, "n_way": n_way, "k_shot": k_shot, "n_query": n_query,
               "meta_batch_size": meta_batch_size, "hidden": hidden, "inner_steps": inner_steps, "inner_lr": inner_lr,
-              "lr": lr, "steps": steps, "eval_tasks": eval_tasks, "train_classes": train_classes, "data": data, "seed": seed}
+              "lr": lr, "steps": steps, "eval_tasks": eval_tasks, "train_classes": train_classes, "data": data,
+              "seed": seed}
     env = environment(device, fingerprint({"train": train_images, "test": test_images}))
     name = name or f"{learner}-{fix}" + (f"-beta{beta:g}" if fix == "mr" else "")
     return make_results(name, config, env, state.history, dict(state.history[-1]))
@@ -117,7 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The command line's parser (builds nothing else: the docs' commands are checked against it)."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_args(p, "n_way", "k_shot", "n_query", "meta_batch_size", "lr", "steps", "eval_every", "seed", "out",
-                    "no_progress", n_query=5, meta_batch_size=8, lr=3e-3, steps=500, out=str(HERE / "results" / "partA"))
+                    "no_progress", n_query=5, meta_batch_size=8, lr=3e-3, steps=500,
+                    out=str(HERE / "results" / "partA"))
     p.add_argument("--learner", choices=["blackbox", "maml"], default="blackbox")
     p.add_argument("--fix", choices=["none", "shuffle", "mr"], default="none")
     p.add_argument("--beta", type=float, default=0.0, help="weight of the meta-regulariser (fix=mr)")
@@ -125,7 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inner-steps", type=int, default=1)
     p.add_argument("--inner-lr", type=float, default=0.4)
     p.add_argument("--eval-tasks", type=int, default=64, help="tasks per evaluation, of each kind")
-    p.add_argument("--train-classes", type=int, default=100, help="the training pool (5: every task the same 5 classes)")
+    p.add_argument("--train-classes", type=int, default=100,
+                   help="the training pool (5: every task the same 5 classes)")
     p.add_argument("--data", choices=["glyphs", "omniglot"], default="glyphs")
     p.add_argument("--name", default=None, help="default: <learner>-<fix>[-beta<beta>]")
     return p
@@ -136,9 +141,9 @@ def main(argv=None) -> dict:
     out, progress = Path(args.pop("out")), not args.pop("no_progress")
     result = train(**args, progress=progress)
     save_results(out / f"{result['name']}.json", result)
-    plot_curves([result], out / f"{result['name']}.png", ["meta_train_acc", "meta_test_acc", "meta_train_sensitivity",
-                "meta_test_sensitivity"], title=result["name"], chance=1 / args["n_way"],
-                ylims={m: (0, 1) for m in ("meta_train_acc", "meta_test_acc", "meta_train_sensitivity", "meta_test_sensitivity")})
+    metrics = ["meta_train_acc", "meta_test_acc", "meta_train_sensitivity", "meta_test_sensitivity"]
+    plot_curves([result], out / f"{result['name']}.png", metrics, title=result["name"], chance=1 / args["n_way"],
+                ylims={m: (0, 1) for m in metrics})
     return result
 
 

@@ -88,7 +88,8 @@ def evaluate(model, method: str, family: str, n_tasks: int, n_samples: int, nois
         mu, logvar = predictive(model, method, t.x_support, t.y_support, t.x_query, torch.Generator().manual_seed(k),
                                 n_samples, sigma)
         mean, var = mixture_moments(mu, logvar)
-        out[str(k)] = {"mse": float((mean - t.y_query).pow(2).mean()), "nll": float(mixture_nll(t.y_query, mu, logvar).mean()),
+        out[str(k)] = {"mse": float((mean - t.y_query).pow(2).mean()),
+                       "nll": float(mixture_nll(t.y_query, mu, logvar).mean()),
                        "coverage95": float(interval_coverage(t.y_query, mean, var)), "sigma_fit": sigma}
     return out
 
@@ -142,8 +143,8 @@ def plot_functions(model, config: dict, metrics: dict, path, title):
     for ax, k in zip(axes, SHOTS):
         g = torch.Generator().manual_seed(31 + k)
         t = sample_regression_tasks(config["family"], 1, k, 1, generator=g, noise_std=config["noise_std"])
-        mu, logvar = predictive(model, config["method"], t.x_support, t.y_support, grid, torch.Generator().manual_seed(0),
-                                config["samples"], metrics[str(k)]["sigma_fit"])
+        mu, logvar = predictive(model, config["method"], t.x_support, t.y_support, grid,
+                                torch.Generator().manual_seed(0), config["samples"], metrics[str(k)]["sigma_fit"])
         mean, var = mixture_moments(mu, logvar)
         x = grid[0, :, 0]
         ax.fill_between(x, (mean - 1.96 * var.sqrt())[0, :, 0], (mean + 1.96 * var.sqrt())[0, :, 0], alpha=0.2,
@@ -170,7 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inner-lr", type=float, default=None, help="0.01 (every method)")
     p.add_argument("--inner-steps", type=int, default=None, help="1 (bayeshead: 5)")
     p.add_argument("--members", type=int, default=5, help="ensemble size")
-    p.add_argument("--samples", type=int, default=32, help="z samples for the latent NP's predictive (bayeshead: head samples)")
+    p.add_argument("--samples", type=int, default=32,
+                   help="z samples for the latent NP's predictive (bayeshead: head samples)")
     p.add_argument("--noise-std", type=float, default=0.0, help="observation noise of the tasks")
     p.add_argument("--eval-tasks", type=int, default=400)
     p.add_argument("--name", default=None, help="file name of the results (default <family>-<method>)")

@@ -1,14 +1,14 @@
 """Shared fixtures for the package and toolchain tests."""
 
-# Homework-style trees (golden release copies, fixture homeworks) are graded by the tests, not collected.
-collect_ignore = ["golden", "fixtures"]
-
 import importlib
 import sys
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
+# Homework-style trees (golden release copies, fixture homeworks) are graded by the tests, not collected.
+collect_ignore = ["golden", "fixtures"]
 
 REPO = Path(__file__).resolve().parents[1]
 TOYHW = REPO / "tests" / "fixtures" / "toyhw"

@@ -40,7 +40,8 @@ def test_100k_counts_and_maps(ml100k):
     d = ml100k
     assert (len(d), d.n_users, d.n_items) == (100_000, 943, 1682)
     assert d.users.dtype == d.items.dtype == d.timestamps.dtype == torch.int64 and d.ratings.dtype == torch.float32
-    assert torch.bincount(d.ratings.long()).tolist() == [0, 6110, 11370, 27145, 34174, 21201]  # (shared README swaps two)
+    # the counts of 0-5 stars (the shared README swaps two)
+    assert torch.bincount(d.ratings.long()).tolist() == [0, 6110, 11370, 27145, 34174, 21201]
     assert d.item_titles[0] == "Toy Story (1995)" and d.item_genres.shape == (1682, 19)
     # the first line of u.data is "196 242 3 881250949"
     assert (d.user_ids[d.users[0]], d.item_ids[d.items[0]], d.ratings[0], d.timestamps[0]) == (196, 242, 3.0, 881250949)

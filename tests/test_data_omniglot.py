@@ -41,7 +41,8 @@ def make_fake(root: Path, spec=FAKE, drawers=20, shift=0, extracted=False) -> Pa
         for alphabet, n in alphabets.items():
             for c in range(n):
                 for d in range(drawers):
-                    files[f"{part}/{alphabet}/character{c + 1:02d}/{i + 1:04d}_{d + 1:02d}.png"] = png(i % 5 + 1 + shift)
+                    name = f"{part}/{alphabet}/character{c + 1:02d}/{i + 1:04d}_{d + 1:02d}.png"
+                    files[name] = png(i % 5 + 1 + shift)
                 i += 1
         if extracted:
             for name, data in files.items():

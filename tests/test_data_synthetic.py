@@ -51,7 +51,8 @@ def test_classes_differ_more_than_drawers(glyphs):
     between = torch.cdist(x[:, 0], x[:, 0])[~torch.eye(60, dtype=torch.bool)].mean()
     assert within < 0.8 * between
     # classes of one alphabet resemble each other more than classes of different alphabets
-    same = torch.tensor([a == b for a in range(3) for b in range(3)]).view(3, 3).repeat_interleave(20, 0).repeat_interleave(20, 1)
+    same = torch.tensor([a == b for a in range(3) for b in range(3)]).view(3, 3)
+    same = same.repeat_interleave(20, 0).repeat_interleave(20, 1)
     d = torch.cdist(x[:, 0], x[:, 0])
     off = ~torch.eye(60, dtype=torch.bool)
     assert d[same & off].mean() < d[~same].mean()

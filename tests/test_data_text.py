@@ -117,7 +117,8 @@ def test_parse_babi_errors():
 
 def _toy(counts):
     labels = torch.tensor([c for c, n in enumerate(counts) for _ in range(n)])
-    return TextClassification([f"text {i}" for i in range(len(labels))], labels, tuple(f"c{c}" for c in range(len(counts))))
+    names = tuple(f"c{c}" for c in range(len(counts)))
+    return TextClassification([f"text {i}" for i in range(len(labels))], labels, names)
 
 
 def test_k_shot_balanced_and_seeded():

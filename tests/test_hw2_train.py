@@ -97,7 +97,8 @@ def test_ctrl_c_then_resume_gives_the_uninterrupted_weights(train, tmp_path, mon
     torch.set_num_threads(1)
     straight = args(train, tmp_path / "straight", steps=6, eval_every=3, seed=2)
     train.fit(straight, progress=False)
-    expected = torch.load(tmp_path / "straight" / "runs" / train.run_name(straight) / "checkpoint.pt", weights_only=False)
+    checkpoint = tmp_path / "straight" / "runs" / train.run_name(straight) / "checkpoint.pt"
+    expected = torch.load(checkpoint, weights_only=False)
     real_step, calls = torch.optim.Adam.step, []
 
     def step_then_ctrl_c(self, *a, **kw):

@@ -67,7 +67,8 @@ def test_later_questions_run_on_the_stated_helpers(probes, broken):
     assert left and all(fn is own_kl for fn in left.values()), "the student's own helpers must be back after the probe"
     # the mistake is real: the broken helper itself gives other values
     mu, logvar = torch.zeros(4), torch.full((4,), 0.5)
-    assert not torch.allclose(own_kl(mu, logvar, mu, torch.zeros(4)), probes._kl_diag_gaussians(mu, logvar, mu, torch.zeros(4)))
+    assert not torch.allclose(own_kl(mu, logvar, mu, torch.zeros(4)),
+                              probes._kl_diag_gaussians(mu, logvar, mu, torch.zeros(4)))
 
 
 def test_meta_loss_runs_on_the_stated_support_neg_elbo(probes, broken):
@@ -78,9 +79,16 @@ def test_meta_loss_runs_on_the_stated_support_neg_elbo(probes, broken):
     for name, g in want["grads"].items():
         assert torch.allclose(got["grads"][name], g, rtol=1e-7, atol=1e-12), name
     # 3d-0..3d-2's probe still grades the student's own support_neg_elbo (on the stated helpers)
-    inputs = (torch.zeros(3, dtype=torch.float64), torch.full((3,), -1.0, dtype=torch.float64), torch.ones(3, dtype=torch.float64),
-              torch.zeros(3, dtype=torch.float64), torch.tensor(0.0, dtype=torch.float64), torch.ones(2, 3, dtype=torch.float64),
-              torch.zeros(2, 1, dtype=torch.float64), torch.zeros(4, 3, dtype=torch.float64))
+    inputs = (
+        torch.zeros(3, dtype=torch.float64),
+        torch.full((3,), -1.0, dtype=torch.float64),
+        torch.ones(3, dtype=torch.float64),
+        torch.zeros(3, dtype=torch.float64),
+        torch.tensor(0.0, dtype=torch.float64),
+        torch.ones(2, 3, dtype=torch.float64),
+        torch.zeros(2, 1, dtype=torch.float64),
+        torch.zeros(4, 3, dtype=torch.float64),
+    )
     stated, _, _ = run(HW4, probes.head_neg_elbo, inputs, kl_weight=3.0)
     own, _, _ = run(broken, probes.head_neg_elbo, inputs, kl_weight=3.0)
     assert not torch.allclose(own["value"], stated["value"])

@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from torch.func import functional_call, grad, vmap
+from torch.func import functional_call, grad
 from torch.nn import functional as F
 
 from cs330.models import Conv4, TaskNorm2d, map_tasks, named_params

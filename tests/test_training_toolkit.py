@@ -94,7 +94,8 @@ def test_checkpoint_restores_model_optimizer_and_every_rng(tmp_path):
                     history=[{"step": 1}])
 
     def draws():
-        return (torch.rand(3).tolist(), random.random(), np.random.rand(2).tolist(), torch.rand(3, generator=g).tolist())
+        return (torch.rand(3).tolist(), random.random(), np.random.rand(2).tolist(),
+                torch.rand(3, generator=g).tolist())
 
     expected = draws()
     weights = [p.detach().clone() for p in model.parameters()]

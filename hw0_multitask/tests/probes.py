@@ -118,7 +118,8 @@ def short_run(code, train, test_pairs, arch="shared", weighting="fixed", lam=0.5
     train_set = MovieLens.from_tensors(train["users"], train["items"], train["ratings"],
                                        n_users=train["n_users"], n_items=train["n_items"])
     users, items = test_pairs
-    test_set = MovieLens.from_tensors(users, items, torch.zeros(len(users)), n_users=train["n_users"], n_items=train["n_items"])
+    test_set = MovieLens.from_tensors(users, items, torch.zeros(len(users)),
+                                      n_users=train["n_users"], n_items=train["n_items"])
     predictions = []
 
     @torch.no_grad()
@@ -132,7 +133,7 @@ def short_run(code, train, test_pairs, arch="shared", weighting="fixed", lam=0.5
     torch.manual_seed(seed)
     net = code.model.MultiTaskRecommender(train_set.n_users, train_set.n_items, dim=32, hidden=64, arch=arch,
                                           dropout=0.3, rating_mean=float(train_set.ratings.mean()))
-    history = code.train.fit(net, train_set, test_set, epochs=epochs, lam=lam, weighting=weighting, batch_size=256, lr=1e-2,
-                             weight_decay=0.0, seed=seed, progress=False, log=None, evaluator=record)
+    history = code.train.fit(net, train_set, test_set, epochs=epochs, lam=lam, weighting=weighting, batch_size=256,
+                             lr=1e-2, weight_decay=0.0, seed=seed, progress=False, log=None, evaluator=record)
     losses = [{"loss_rank": row["loss_rank"], "loss_rate": row["loss_rate"]} for row in history]
     return {"losses": losses, "predictions": predictions}

@@ -32,14 +32,18 @@ def test_embedding_tables(student):
     users, items, _, _ = batch()
     for arch, n_tables in (("shared", 1), ("separate", 2)):
         net = student.probe(probes.make, arch)
-        assert len(net.user_emb) == n_tables and len(net.item_emb) == n_tables, f"{arch}: expected {n_tables} table(s) each"
+        assert len(net.user_emb) == n_tables and len(net.item_emb) == n_tables, (
+            f"{arch}: expected {n_tables} table(s) each"
+        )
         for table in net.user_emb:
             assert tuple(table.weight.shape) == (N_USERS, DIM), f"user table shape {tuple(table.weight.shape)}"
         for table in net.item_emb:
             assert tuple(table.weight.shape) == (N_ITEMS, DIM), f"item table shape {tuple(table.weight.shape)}"
         for task in (mt.RANK, mt.RATE):
             p, q = net.embed(users, items, task)
-            assert p.shape == (9, DIM) and q.shape == (9, DIM), f"embed must return two (B, dim) tensors, got {p.shape}, {q.shape}"
+            assert p.shape == (9, DIM) and q.shape == (9, DIM), (
+                f"embed must return two (B, dim) tensors, got {p.shape}, {q.shape}"
+            )
 
 
 @graded("1a-1-hidden", points=3)
@@ -52,16 +56,19 @@ def test_embedding_tables_hidden(student):
         rank, rate = net.embed(users, items, mt.RANK), net.embed(users, items, mt.RATE)
         # BEGIN HIDDEN
         k_rate = 0 if arch == "shared" else 1
-        assert torch.equal(rank[0], net.user_emb[0].weight[users]) and torch.equal(rank[1], net.item_emb[0].weight[items]), \
-            f"{arch}: the ranking task must read table 0"
-        assert torch.equal(rate[0], net.user_emb[k_rate].weight[users]) and torch.equal(rate[1], net.item_emb[k_rate].weight[items]), \
+        assert (torch.equal(rank[0], net.user_emb[0].weight[users])
+                and torch.equal(rank[1], net.item_emb[0].weight[items])), f"{arch}: the ranking task must read table 0"
+        assert (torch.equal(rate[0], net.user_emb[k_rate].weight[users])
+                and torch.equal(rate[1], net.item_emb[k_rate].weight[items])), \
             f"{arch}: the rating task must read table {k_rate}"
         # END HIDDEN
     big = mt.MultiTaskRecommender(500, 600, dim=32, arch="separate", init_std=0.1)
     stds = [float(t.weight.detach().std()) for t in [*big.user_emb, *big.item_emb]]
     # BEGIN HIDDEN
     assert all(0.095 < s < 0.105 for s in stds), f"embedding stds {stds}: expected N(0, init_std^2) with init_std=0.1"
-    assert not torch.equal(big.user_emb[0].weight[:10, :4], big.user_emb[1].weight[:10, :4]), "separate tables must differ"
+    assert not torch.equal(big.user_emb[0].weight[:10, :4], big.user_emb[1].weight[:10, :4]), (
+        "separate tables must differ"
+    )
     # END HIDDEN
 
 
@@ -87,29 +94,40 @@ def test_bias_and_mlp_shapes(student):
 
 @graded("1b-1-hidden", points=2)
 def test_bias_and_mlp_hidden(student):
-    """Parameter counts at the real sizes (943 users, 1682 items, dim 32, hidden 64); the MLP maps (B, 3*dim) to (B, 1)."""
+    """Parameter counts at the real sizes (943 users, 1682 items, dim 32, hidden 64);
+    the MLP maps (B, 3*dim) to (B, 1)."""
     mt = student.model
-    counts = {arch: n_params(mt.MultiTaskRecommender(943, 1682, dim=32, hidden=64, arch=arch)) for arch in ("shared", "separate")}
+    counts = {arch: n_params(mt.MultiTaskRecommender(943, 1682, dim=32, hidden=64, arch=arch))
+              for arch in ("shared", "separate")}
     out = expect_tensor(student.probe(probes.make, "shared", dropout=0.25).mlp(torch.zeros(2, 3 * DIM)), "mlp")
     # BEGIN HIDDEN
     assert tuple(out.shape) == (2, 1), f"mlp output shape {tuple(out.shape)}, expected (2, 1)"
     want = {"shared": expected_params(943, 1682, 32, 64, 1), "separate": expected_params(943, 1682, 32, 64, 2)}
-    assert counts == want, f"parameter counts {counts}, expected {want}: check the tables, item_bias and the MLP's sizes"
+    assert counts == want, (
+        f"parameter counts {counts}, expected {want}: check the tables, item_bias and the MLP's sizes"
+    )
     # END HIDDEN
 
 
 @graded("1b-2-hidden", points=1)
 def test_mlp_dropout(student):
-    """The MLP drops hidden units with probability `dropout` in training mode (nn.Dropout after the ReLU) and none in eval mode."""
+    """The MLP drops hidden units with probability `dropout` in training mode (nn.Dropout after the ReLU)
+    and none in eval mode."""
     got = student.probe(probes.dropout_outputs, 0.25)
     train_out = expect_tensor(got["train"], "mlp (training mode)", (4000, 1))
     eval_out = expect_tensor(got["eval"], "mlp (eval mode)", (4000, 1))
     # BEGIN HIDDEN
-    assert torch.allclose(eval_out, torch.ones_like(eval_out)), "in eval mode nothing may be dropped: use nn.Dropout (it follows model.eval())"
+    assert torch.allclose(eval_out, torch.ones_like(eval_out)), (
+        "in eval mode nothing may be dropped: use nn.Dropout (it follows model.eval())"
+    )
     dropped = float((train_out == 0).float().mean())
-    assert abs(dropped - 0.25) < 0.04, f"{dropped:.1%} of hidden units dropped in training mode with dropout=0.25: pass `dropout` to nn.Dropout"
+    assert abs(dropped - 0.25) < 0.04, (
+        f"{dropped:.1%} of hidden units dropped in training mode with dropout=0.25: pass `dropout` to nn.Dropout"
+    )
     kept = train_out[train_out != 0]
-    assert torch.allclose(kept, torch.full_like(kept, 1 / 0.75), atol=1e-5), "kept units must be scaled by 1 / (1 - dropout), as nn.Dropout does"
+    assert torch.allclose(kept, torch.full_like(kept, 1 / 0.75), atol=1e-5), (
+        "kept units must be scaled by 1 / (1 - dropout), as nn.Dropout does"
+    )
     # END HIDDEN
 
 
@@ -120,8 +138,11 @@ def test_mlp_dropout(student):
 @graded("2a-0-basic", points=2)
 def test_score(student):
     """score is (B,) and equals <p_u, q_i> + b_i on hand-set weights."""
-    weights = {"user_emb.0.weight": torch.arange(N_USERS * DIM, dtype=torch.float).view(N_USERS, DIM) / 10,
-               "item_emb.0.weight": torch.ones(N_ITEMS, DIM), "item_bias.weight": torch.arange(N_ITEMS, dtype=torch.float)[:, None]}
+    weights = {
+        "user_emb.0.weight": torch.arange(N_USERS * DIM, dtype=torch.float).view(N_USERS, DIM) / 10,
+        "item_emb.0.weight": torch.ones(N_ITEMS, DIM),
+        "item_bias.weight": torch.arange(N_ITEMS, dtype=torch.float)[:, None],
+    }
     net = student.probe(probes.with_weights, "shared", weights)
     users, items = torch.tensor([0, 1, 6]), torch.tensor([0, 3, 10])
     out = expect_tensor(net.score(users, items), "score", (3,))
@@ -142,8 +163,10 @@ def test_score_hidden(student):
         bias = expect_tensor(net.state_dict()["item_bias.weight"], "item_bias.weight", (N_ITEMS, 1))
         # BEGIN HIDDEN
         want = (p * q).sum(dim=1) + bias[items, 0]
-        assert torch.allclose(out, want, atol=1e-5), \
-            f"{arch}: score is not <p_u, q_i> + b_i of the ranking embeddings (max |diff| {float((out - want).abs().max()):.2e})"
+        assert torch.allclose(out, want, atol=1e-5), (
+            f"{arch}: score is not <p_u, q_i> + b_i of the ranking embeddings "
+            f"(max |diff| {float((out - want).abs().max()):.2e})"
+        )
         # END HIDDEN
 
 
@@ -178,7 +201,9 @@ def test_predict_rating_hidden(student):
         state = {k: expect_tensor(v, k) for k, v in net.state_dict().items() if k.startswith("mlp.")}
         # BEGIN HIDDEN
         missing = {"mlp.0.weight", "mlp.0.bias", "mlp.3.weight", "mlp.3.bias"} - set(state)
-        assert not missing, f"{arch}: the MLP lacks {sorted(missing)}: build it as nn.Sequential(Linear, ReLU, Dropout, Linear)"
+        assert not missing, (
+            f"{arch}: the MLP lacks {sorted(missing)}: build it as nn.Sequential(Linear, ReLU, Dropout, Linear)"
+        )
         want = 3.5 + mlp_eval(state, torch.cat([p, q, p * q], dim=1))
         assert torch.allclose(out, want, atol=1e-5), (
             f"{arch}: predict_rating is not rating_mean + mlp([p, q, p * q]) of the rating embeddings "
@@ -208,7 +233,9 @@ def test_bpr_loss_hidden(student, reference):
     extreme = expect_tensor(mt.bpr_loss(torch.tensor([-100.0, 100.0]), torch.tensor([100.0, -100.0])), "bpr_loss")
     # BEGIN HIDDEN
     assert torch.allclose(out, reference.model.bpr_loss(pos, neg), atol=1e-5), "bpr_loss differs from the reference"
-    assert torch.isfinite(extreme) and abs(float(extreme) - 100.0) < 1e-3, f"bpr_loss overflows: {float(extreme)} (use logsigmoid)"
+    assert torch.isfinite(extreme) and abs(float(extreme) - 100.0) < 1e-3, (
+        f"bpr_loss overflows: {float(extreme)} (use logsigmoid)"
+    )
     # END HIDDEN
 
 
@@ -222,9 +249,13 @@ def test_task_losses_and_weighting(student):
     assert torch.all(losses >= 0), f"losses must be non-negative, got {losses.tolist()}"
     assert abs(float(losses[0]) - 0.693) < 0.05, "with a fresh model, the BPR loss should be close to log 2"
     fixed = torch.tensor([2.0, 6.0])
-    assert abs(float(expect_tensor(mt.weighted_loss(fixed, 0.25), "weighted_loss")) - 5.0) < 1e-5, \
-        "weighted_loss([2, 6], 0.25) must be 0.25*2 + 0.75*6 = 5: lam weights the ranking loss (index RANK = 0), 1 - lam the rating loss"
-    assert abs(float(expect_tensor(mt.weighted_loss(fixed, 1.0), "weighted_loss")) - 2.0) < 1e-5, "lam = 1 is the ranking loss alone"
+    assert abs(float(expect_tensor(mt.weighted_loss(fixed, 0.25), "weighted_loss")) - 5.0) < 1e-5, (
+        "weighted_loss([2, 6], 0.25) must be 0.25*2 + 0.75*6 = 5: lam weights the ranking loss (index RANK = 0), "
+        "1 - lam the rating loss"
+    )
+    assert abs(float(expect_tensor(mt.weighted_loss(fixed, 1.0), "weighted_loss")) - 2.0) < 1e-5, (
+        "lam = 1 is the ranking loss alone"
+    )
 
 
 @graded("3b-1-hidden", points=3)
@@ -243,13 +274,21 @@ def test_task_losses_hidden(student):
         predicted, ratings = expect_tensor(got["predicted"], "predict_rating"), probes.batch(30)[3]
         # BEGIN HIDDEN
         rate_loss = ((predicted - ratings) ** 2).mean()
-        assert torch.allclose(losses[0], rank_loss, atol=1e-5), \
-            f"{arch}: L_rank = {float(losses[0]):.5f}, but bpr_loss(score(u, i+), score(u, i-)) = {float(rank_loss):.5f}"
-        assert torch.allclose(losses[1], rate_loss, atol=1e-5), \
-            f"{arch}: L_rate = {float(losses[1]):.5f}, but the mean squared error of predict_rating is {float(rate_loss):.5f}"
-        assert torch.allclose(total, 0.3 * losses[0] + 0.7 * losses[1], atol=1e-5), "weighted_loss(losses, 0.3) is not 0.3 * L_rank + 0.7 * L_rate"
-        assert got["grads"].get("item_bias.weight") is not None and got["grads"].get("mlp.0.weight") is not None, \
-            "no gradient reaches item_bias or the MLP: keep the losses in the graph (no .item(), .detach() or torch.tensor(...) of them)"
+        assert torch.allclose(losses[0], rank_loss, atol=1e-5), (
+            f"{arch}: L_rank = {float(losses[0]):.5f}, "
+            f"but bpr_loss(score(u, i+), score(u, i-)) = {float(rank_loss):.5f}"
+        )
+        assert torch.allclose(losses[1], rate_loss, atol=1e-5), (
+            f"{arch}: L_rate = {float(losses[1]):.5f}, "
+            f"but the mean squared error of predict_rating is {float(rate_loss):.5f}"
+        )
+        assert torch.allclose(total, 0.3 * losses[0] + 0.7 * losses[1], atol=1e-5), (
+            "weighted_loss(losses, 0.3) is not 0.3 * L_rank + 0.7 * L_rate"
+        )
+        assert got["grads"].get("item_bias.weight") is not None and got["grads"].get("mlp.0.weight") is not None, (
+            "no gradient reaches item_bias or the MLP: keep the losses in the graph "
+            "(no .item(), .detach() or torch.tensor(...) of them)"
+        )
         # END HIDDEN
 
 
@@ -276,7 +315,9 @@ def test_uncertainty_weighting_hidden(student, reference):
     # BEGIN HIDDEN
     expected = reference.probe(probes.uncertainty, log_vars, losses)
     assert torch.allclose(out, expected["out"], atol=1e-5), f"got {out.item()}, expected {expected['out'].item()}"
-    assert grad is not None and torch.allclose(grad, expected["grad"], atol=1e-5), "gradient with respect to log_vars is wrong"
+    assert grad is not None and torch.allclose(grad, expected["grad"], atol=1e-5), (
+        "gradient with respect to log_vars is wrong"
+    )
     # END HIDDEN
 
 
@@ -285,15 +326,20 @@ def test_pcgrad_basic(student):
     """Gradients that do not conflict (dot product >= 0, a zero gradient included) are simply added."""
     g1, g2 = torch.tensor([1.0, 2.0, 0.0]), torch.tensor([0.5, 0.0, 3.0])
     out = expect_tensor(student.model.pcgrad(g1, g2), "pcgrad", (3,))
-    assert torch.allclose(out, g1 + g2), "non-conflicting gradients (dot product >= 0) must be summed unchanged: project only when g_rank . g_rate < 0"
+    assert torch.allclose(out, g1 + g2), (
+        "non-conflicting gradients (dot product >= 0) must be summed unchanged: project only when g_rank . g_rate < 0"
+    )
     with_zero = expect_tensor(student.model.pcgrad(g1, torch.zeros(3)), "pcgrad", (3,))
-    assert torch.allclose(with_zero, g1), \
-        f"pcgrad(g, 0) = {with_zero.tolist()}, expected g: a zero gradient conflicts with nothing (dot = 0 is no conflict; do not divide by |0|^2)"
+    assert torch.allclose(with_zero, g1), (
+        f"pcgrad(g, 0) = {with_zero.tolist()}, expected g: a zero gradient conflicts with nothing "
+        "(dot = 0 is no conflict; do not divide by |0|^2)"
+    )
 
 
 @graded("4b-1-hidden", points=3)
 def test_pcgrad_hidden(student, reference):
-    """Conflicting gradients are projected (both ways, with the original gradients) and added: a hand-worked pair and a random one."""
+    """Conflicting gradients are projected (both ways, with the original gradients) and added:
+    a hand-worked pair and a random one."""
     mt = student.model
     g1, g2 = torch.tensor([1.0, 0.0]), torch.tensor([-1.0, 1.0])
     out = expect_tensor(mt.pcgrad(g1, g2), "pcgrad")
@@ -304,8 +350,11 @@ def test_pcgrad_hidden(student, reference):
     # BEGIN HIDDEN
     # g1' = g1 - (g1.g2)/|g2|^2 g2 = (0.5, 0.5); g2' = g2 - (g2.g1)/|g1|^2 g1 = (0, 1)
     assert torch.allclose(out, torch.tensor([0.5, 1.5]), atol=1e-5), (
-        f"pcgrad([1, 0], [-1, 1]) = {out.tolist()}, expected [0.5, 1.5]: when g_rank . g_rate < 0, project each onto the normal "
-        "plane of the other *original* gradient, g_i - (g_i . g_j) / |g_j|^2 g_j (a minus sign; divide by the other's squared "
-        "norm), both ways, then add")
-    assert torch.allclose(rand_out, reference.model.pcgrad(a, b), atol=1e-5), "pcgrad differs from the reference on conflicting gradients"
+        f"pcgrad([1, 0], [-1, 1]) = {out.tolist()}, expected [0.5, 1.5]: when g_rank . g_rate < 0, "
+        "project each onto the normal plane of the other *original* gradient, g_i - (g_i . g_j) / |g_j|^2 g_j "
+        "(a minus sign; divide by the other's squared norm), both ways, then add"
+    )
+    assert torch.allclose(rand_out, reference.model.pcgrad(a, b), atol=1e-5), (
+        "pcgrad differs from the reference on conflicting gradients"
+    )
     # END HIDDEN

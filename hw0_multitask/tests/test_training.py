@@ -24,24 +24,34 @@ def short_run(student, arch="shared", weighting="fixed", lam=0.5, seed=0):
     test RMSE and MRR per epoch, computed here from your model's predictions."""
     data = make_ratings(n_users=200, n_items=300, rank=4, ratings_per_user=40, noise=0.3, seed=seed)
     train, test = data.split(test_fraction=0.2, seed=seed)
-    train_data = {"users": train.users, "items": train.items, "ratings": train.ratings, "n_users": train.n_users, "n_items": train.n_items}
-    out = student.probe(probes.short_run, train_data, (test.users, test.items), arch=arch, weighting=weighting, lam=lam, seed=seed,
-                        epochs=EPOCHS)
-    assert isinstance(out, dict) and len(out.get("predictions", [])) == EPOCHS, f"{arch}-{weighting}: train.fit must evaluate after each of the {EPOCHS} epochs"
+    train_data = {"users": train.users, "items": train.items, "ratings": train.ratings,
+                  "n_users": train.n_users, "n_items": train.n_items}
+    out = student.probe(probes.short_run, train_data, (test.users, test.items), arch=arch, weighting=weighting, lam=lam,
+                        seed=seed, epochs=EPOCHS)
+    assert isinstance(out, dict) and len(out.get("predictions", [])) == EPOCHS, (
+        f"{arch}-{weighting}: train.fit must evaluate after each of the {EPOCHS} epochs"
+    )
     seen, relevant = train.interactions().mask(), test.interactions().mask()
     history = []
     for losses, pred in zip(out["losses"], out["predictions"]):
         ratings, scores = pred["ratings"], pred["scores"]
-        assert isinstance(ratings, torch.Tensor) and ratings.shape == (len(test),), "predict_rating must give one rating per pair"
-        assert isinstance(scores, torch.Tensor) and scores.shape == (train.n_users, train.n_items), "score_all must give (U, n_items)"
-        history.append({**losses, "rmse": rmse(ratings, test.ratings), "mrr": mean_reciprocal_rank(scores, seen, relevant)})
+        assert isinstance(ratings, torch.Tensor) and ratings.shape == (len(test),), (
+            "predict_rating must give one rating per pair"
+        )
+        assert isinstance(scores, torch.Tensor) and scores.shape == (train.n_users, train.n_items), (
+            "score_all must give (U, n_items)"
+        )
+        mrr = mean_reciprocal_rank(scores, seen, relevant)
+        history.append({**losses, "rmse": rmse(ratings, test.ratings), "mrr": mrr})
     return history
 
 
 def check_band(history, max_rmse, min_mrr, what):
     best_rmse = min(r["rmse"] for r in history)
     best_mrr = max(r["mrr"] for r in history)
-    assert all(math.isfinite(r["loss_rank"]) and math.isfinite(r["loss_rate"]) for r in history), f"{what}: non-finite losses"
+    assert all(math.isfinite(r["loss_rank"]) and math.isfinite(r["loss_rate"]) for r in history), (
+        f"{what}: non-finite losses"
+    )
     assert best_rmse < max_rmse, f"{what}: best test RMSE {best_rmse:.3f}, expected below {max_rmse}"
     assert best_mrr > min_mrr, f"{what}: best MRR {best_mrr:.3f}, expected above {min_mrr}"
 
@@ -89,7 +99,8 @@ def test_metrics_artifact():
     runs = load_runs()
     missing = [name for name in REQUIRED if name not in runs]
     assert not missing, f"results/metrics.json lacks the run(s) {missing}; it has {sorted(runs)}"
-    sweep = {r["config"]["lam"] for r in runs.values() if r["config"]["arch"] == "shared" and r["config"]["weighting"] == "fixed"}
+    sweep = {r["config"]["lam"] for r in runs.values()
+             if r["config"]["arch"] == "shared" and r["config"]["weighting"] == "fixed"}
     assert len(sweep) >= 4, f"the lambda sweep needs at least 4 values of lambda (shared, fixed), found {sorted(sweep)}"
     for name, run in runs.items():
         assert run["history"], f"{name}: empty history"
@@ -100,17 +111,20 @@ def test_metrics_artifact():
 # What each required run must reach in its own history (the handout states these): the default 30 epochs
 # reach best RMSE 0.900-0.910 and best MRR 0.30-0.33 (RESULTS.md, seeds 0-2); about 15 epochs reach the bars.
 MAX_BEST_RMSE, MIN_BEST_MRR = 0.93, 0.25
-CONFIG_KEYS = {"arch", "weighting", "epochs", "seed", "dim", "hidden", "dropout", "batch_size", "lr", "weight_decay", "lam", "data"}
+CONFIG_KEYS = {"arch", "weighting", "epochs", "seed", "dim", "hidden", "dropout", "batch_size", "lr", "weight_decay",
+               "lam", "data"}
 
 
 def run_name_of(config):
     """The name train.py gives a run with this config."""
-    return f"{config['arch']}-{config['weighting']}" + (f"-lam{config['lam']:g}" if config["weighting"] == "fixed" else "")
+    lam = f"-lam{config['lam']:g}" if config["weighting"] == "fixed" else ""
+    return f"{config['arch']}-{config['weighting']}{lam}"
 
 
 @graded("6a-1-hidden", points=1)
 def test_metrics_artifact_from_train_py():
-    """Every run was written by train.py on MovieLens 100K: its config, name, data fingerprint and summary agree with its history."""
+    """Every run was written by train.py on MovieLens 100K: its config, name, data fingerprint and summary
+    agree with its history."""
     runs = load_runs()
     # BEGIN HIDDEN
     movielens_100k = "f0d9250ead4f192f"  # train.data_fingerprint of MovieLens 100K (any split seed)
@@ -119,14 +133,21 @@ def test_metrics_artifact_from_train_py():
         missing = CONFIG_KEYS - set(config)
         assert not missing, f"{run_name}: the config lacks {sorted(missing)}: not written by train.py"
         assert config["data"] == "real", f"{run_name}: trained on {config['data']} data, not MovieLens 100K"
-        assert entry["env"]["data_fingerprint"] == movielens_100k, \
-            f"{run_name}: data fingerprint {entry['env']['data_fingerprint']}, not MovieLens 100K's: rerun train.py on the real data"
+        assert entry["env"]["data_fingerprint"] == movielens_100k, (
+            f"{run_name}: data fingerprint {entry['env']['data_fingerprint']}, not MovieLens 100K's: "
+            "rerun train.py on the real data"
+        )
         assert run_name == run_name_of(config), f"{run_name}: train.py would name this config {run_name_of(config)!r}"
-        assert final["n_train"] + final["n_test"] == 100_000, f"{run_name}: {final['n_train']} + {final['n_test']} ratings, expected 100,000"
-        assert [r["step"] for r in history] == list(range(1, config["epochs"] + 1)), f"{run_name}: one history row per epoch expected"
+        assert final["n_train"] + final["n_test"] == 100_000, (
+            f"{run_name}: {final['n_train']} + {final['n_test']} ratings, expected 100,000"
+        )
+        assert [r["step"] for r in history] == list(range(1, config["epochs"] + 1)), (
+            f"{run_name}: one history row per epoch expected"
+        )
         best_rmse, best_mrr = min(history, key=lambda r: r["rmse"]), max(history, key=lambda r: r["mrr"])
-        assert (final["rmse"], final["rmse_epoch"], final["mrr"], final["mrr_epoch"]) == \
-            (best_rmse["rmse"], best_rmse["step"], best_mrr["mrr"], best_mrr["step"]), f"{run_name}: final is not the best of its history"
+        best = (best_rmse["rmse"], best_rmse["step"], best_mrr["mrr"], best_mrr["step"])
+        assert (final["rmse"], final["rmse_epoch"], final["mrr"], final["mrr_epoch"]) == best, \
+            f"{run_name}: final is not the best of its history"
     # END HIDDEN
 
 
@@ -138,6 +159,8 @@ def test_required_runs_reach_the_bars():
     for name in REQUIRED:
         assert name in runs, f"results/metrics.json lacks the run {name!r}"
         rmse_values, mrr_values = [r["rmse"] for r in runs[name]["history"]], [r["mrr"] for r in runs[name]["history"]]
-        assert min(rmse_values) <= MAX_BEST_RMSE, f"{name}: best test RMSE {min(rmse_values):.4f}, the bar is {MAX_BEST_RMSE}"
+        assert min(rmse_values) <= MAX_BEST_RMSE, (
+            f"{name}: best test RMSE {min(rmse_values):.4f}, the bar is {MAX_BEST_RMSE}"
+        )
         assert max(mrr_values) >= MIN_BEST_MRR, f"{name}: best MRR {max(mrr_values):.4f}, the bar is {MIN_BEST_MRR}"
     # END HIDDEN

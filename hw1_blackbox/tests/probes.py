@@ -35,7 +35,9 @@ def run_with_state(code, net, state, x, y):
     try:
         net.load_state_dict(state)
     except RuntimeError as e:
-        raise RuntimeError(f"your MANN's parameters (names and shapes) do not match the ones the handout asks for:\n{e}") from None
+        raise RuntimeError(
+            f"your MANN's parameters (names and shapes) do not match the ones the handout asks for:\n{e}"
+        ) from None
     net.eval()
     with torch.no_grad():
         return net(x, y)
@@ -77,7 +79,7 @@ def short_run(code, images, labels, steps=400, seed=0):
         net.train()
         return {}
 
-    result = code.train.train(n_way=2, k_shot=1, meta_batch_size=32, steps=steps, model="lstm", seed=seed, lr=3e-3, eval_every=100,
-                              train_images=glyphs[:160], test_images=glyphs[160:], progress=False, log=None,
-                              evaluator=predict_held_out)
+    result = code.train.train(n_way=2, k_shot=1, meta_batch_size=32, steps=steps, model="lstm", seed=seed, lr=3e-3,
+                              eval_every=100, train_images=glyphs[:160], test_images=glyphs[160:], progress=False,
+                              log=None, evaluator=predict_held_out)
     return {"train_loss": [row["train_loss"] for row in result["history"]], "query_logits": query_logits}

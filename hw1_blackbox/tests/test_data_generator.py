@@ -48,18 +48,22 @@ def test_shapes_and_one_hot(student):
 
 @graded("1a-1-hidden", points=2, timeout=20)
 def test_images_come_from_the_data_and_labels_match_characters(student):
-    """Every image is one of the given images; a task has N distinct characters and label n means the same character in every row."""
+    """Every image is one of the given images; a task has N distinct characters
+    and label n means the same character in every row."""
     images, x, y = sample(student, n_way=4, k_shot=3, batch_size=32, seed=1)
     chars, drawers = identities(x)
     # BEGIN HIDDEN
-    assert torch.equal(x, images[chars, drawers]), "sampled images must be copies of the given images (no other processing)"
+    assert torch.equal(x, images[chars, drawers]), (
+        "sampled images must be copies of the given images (no other processing)"
+    )
     label = y.argmax(-1)  # (B, K+1, N)
     for b in range(x.shape[0]):
         char_of_label = {}
         for k in range(x.shape[1]):
             for n in range(x.shape[2]):
-                c, l = int(chars[b, k, n]), int(label[b, k, n])
-                assert char_of_label.setdefault(l, c) == c, f"task {b}: label {l} is given to two different characters"
+                c, lab = int(chars[b, k, n]), int(label[b, k, n])
+                assert char_of_label.setdefault(lab, c) == c, \
+                    f"task {b}: label {lab} is given to two different characters"
         assert len(set(char_of_label.values())) == 4, f"task {b}: the 4 labels must be 4 distinct characters"
     # END HIDDEN
 
@@ -73,7 +77,9 @@ def test_support_and_query_are_different_drawings(student):
     pairs = chars * 1000 + drawers  # (B, K+1, N) unique id of each image
     for b in range(x.shape[0]):
         ids = pairs[b].flatten().tolist()
-        assert len(set(ids)) == len(ids), f"task {b}: an image appears twice (support and query must be different drawings)"
+        assert len(set(ids)) == len(ids), (
+            f"task {b}: an image appears twice (support and query must be different drawings)"
+        )
     # END HIDDEN
 
 
@@ -89,7 +95,8 @@ def test_query_row_is_shuffled(student):
 
 @graded("1c-1-hidden", points=1, timeout=20)
 def test_labels_are_assigned_at_random(student):
-    """Which character gets label 0 is random per task (not, say, the lowest character index), and every character is used."""
+    """Which character gets label 0 is random per task (not, say, the lowest character index),
+    and every character is used."""
     images, x, y = sample(student, n_way=3, k_shot=1, batch_size=256, seed=4)
     chars, _ = identities(x)
     # BEGIN HIDDEN
@@ -106,17 +113,20 @@ def test_determinism_under_a_seed(student):
     _, x1, y1 = sample(student, seed=7)
     _, x2, y2 = sample(student, seed=7)
     _, x3, _ = sample(student, seed=8)
-    assert torch.equal(x1, x2) and torch.equal(y1, y2), "same seed, different batches: draw all randomness from `generator`"
+    assert torch.equal(x1, x2) and torch.equal(y1, y2), (
+        "same seed, different batches: draw all randomness from `generator`"
+    )
     assert not torch.equal(x1, x3), "different seeds gave the same batch"
 
 
 @graded("1d-1-hidden", points=1, timeout=20)
 def test_real_sized_batch_on_glyphs(student):
-    """A 128-task 4-way 1-shot batch from uint8 glyphs (through prepare_images) has the right shapes and stays in [0, 1]."""
+    """A 128-task 4-way 1-shot batch from uint8 glyphs (through prepare_images) has the right shapes
+    and stays in [0, 1]."""
     from cs330.data import make_glyphs
 
-    images = expect_tensor(student.data_generator.prepare_images(make_glyphs(n_alphabets=4, chars_per_alphabet=10, n_drawers=20, seed=0).images),
-                           "prepare_images")
+    glyphs = make_glyphs(n_alphabets=4, chars_per_alphabet=10, n_drawers=20, seed=0).images
+    images = expect_tensor(student.data_generator.prepare_images(glyphs), "prepare_images")
     _, x, y = sample(student, n_way=4, k_shot=1, batch_size=128, seed=0, images=images)
     # BEGIN HIDDEN
     assert tuple(x.shape) == (128, 2, 4, 784) and tuple(y.shape) == (128, 2, 4, 4), "wrong shapes for B=128, K=1, N=4"

@@ -42,7 +42,8 @@ def test_forward_shape(student):
 def test_forward_shape_variants(student):
     """The same forward serves the conv encoder and the transformer variants (other B, K, N)."""
     x, y = batch(B=2, K=1, N=4, seed=1)
-    shapes = {m: tuple(expect_tensor(make(student, N=4, K=1, model=m)(x, y), f"MANN.forward ({m})").shape) for m in ("conv_lstm", "transformer")}
+    shapes = {m: tuple(expect_tensor(make(student, N=4, K=1, model=m)(x, y), f"MANN.forward ({m})").shape)
+              for m in ("conv_lstm", "transformer")}
     # BEGIN HIDDEN
     for m, shape in shapes.items():
         assert shape == (2, 2, 4, 4), f"{m}: expected (2, 2, 4, 4), got {shape}"
@@ -55,7 +56,8 @@ def test_query_labels_are_hidden(student):
     x, y = batch(seed=2)
     y2 = y.clone()
     y2[:, -1] = y2[:, -1].roll(1, dims=-1)
-    a, b = (expect_tensor(out, "MANN.forward") for out in student.probe(probes.outputs, x, [y, y2]))  # one model, no gradients
+    outputs = student.probe(probes.outputs, x, [y, y2])  # one model, no gradients
+    a, b = (expect_tensor(out, "MANN.forward") for out in outputs)
     assert torch.equal(a, b), "the output depends on the query labels: zero them before the model sees them"
 
 
@@ -88,7 +90,9 @@ def test_loss_uses_only_the_query_row(student):
     assert torch.allclose(expect_tensor(model.loss_function(changed, y), "loss_function"), loss), \
         "the loss changes with the support predictions: use the query row only"
     uniform = expect_tensor(model.loss_function(torch.zeros(5, 3, 4, 4), y), "loss_function")
-    assert abs(float(uniform) - math.log(4)) < 1e-5, f"uniform logits should give ln 4 = {math.log(4):.4f}, got {float(uniform):.4f}"
+    assert abs(float(uniform) - math.log(4)) < 1e-5, (
+        f"uniform logits should give ln 4 = {math.log(4):.4f}, got {float(uniform):.4f}"
+    )
 
 
 @graded("2c-1-hidden", points=1, timeout=20)
@@ -96,15 +100,20 @@ def test_loss_value(student):
     """loss_function equals the mean cross-entropy of the query row."""
     x, y = batch(B=6, K=2, N=5, seed=6)  # K = 2: the query row (-1) is not row 1
     preds = torch.randn(6, 3, 5, 5, generator=torch.Generator().manual_seed(7))
-    got = student.probe(probes.loss_and_grad, preds, y)  # loss_function(preds, y), then loss.backward(), in your process
+    # loss_function(preds, y), then loss.backward(), in your process
+    got = student.probe(probes.loss_and_grad, preds, y)
     loss = expect_tensor(got["loss"], "loss_function")
     grad = expect_tensor(got["grad"], "the gradient of loss_function with respect to preds", tuple(preds.shape))
     # BEGIN HIDDEN
     expected = -(F.log_softmax(preds[:, -1], -1) * y[:, -1]).sum(-1).mean()
     assert torch.allclose(loss, expected, atol=1e-5), (
-        f"loss {float(loss):.6f}, expected {float(expected):.6f}: the cross-entropy of a softmax over the last dimension "
-        "(the N classes), averaged over the B*N queries of the query row (not summed, not over the support rows)")
-    assert grad[:, :-1].abs().sum() == 0, "gradient flows into the support predictions: compute the loss from preds[:, -1] only"
+        f"loss {float(loss):.6f}, expected {float(expected):.6f}: the cross-entropy of a softmax over the last "
+        "dimension (the N classes), averaged over the B*N queries of the query row "
+        "(not summed, not over the support rows)"
+    )
+    assert grad[:, :-1].abs().sum() == 0, (
+        "gradient flows into the support predictions: compute the loss from preds[:, -1] only"
+    )
     # END HIDDEN
 
 
@@ -119,22 +128,27 @@ def test_forward_matches_reference(student, reference):
     ref_net = reference.probe(probes.make, 3, 2, "transformer", seed=10).eval()
     expected = ref_net(x, y).detach()
     # your model gets the reference's weights and runs in eval mode, in your process
-    out = expect_tensor(student.probe(probes.run_with_state, net, ref_net.state_dict(), x, y), "MANN.forward", (3, 3, 3, 3)).detach()
+    state = ref_net.state_dict()
+    out = expect_tensor(student.probe(probes.run_with_state, net, state, x, y), "MANN.forward", (3, 3, 3, 3)).detach()
     assert torch.allclose(out, expected, atol=1e-5), (
         f"outputs differ from the reference (max |diff| {float((out - expected).abs().max()):.2e}): the sequence is "
-        "every support example row by row (row 0: labels 0..N-1, row 1, ...), then the query row, each step [features, label]")
+        "every support example row by row (row 0: labels 0..N-1, row 1, ...), then the query row, "
+        "each step [features, label]"
+    )
     # END HIDDEN
 
 
 @graded("2d-1-hidden", points=1, timeout=30)
 def test_lstm_sequence_model_matches_reference(student, reference):
-    """With the reference's weights, the LSTM's sequence_model maps a (B, T, 784 + N) sequence to the reference's (B, T, N)."""
+    """With the reference's weights, the LSTM's sequence_model maps a (B, T, 784 + N) sequence
+    to the reference's (B, T, N)."""
     sequence = torch.randn(3, 9, 784 + 3, generator=torch.Generator().manual_seed(11))
     net = make(student, N=3, K=2, model="lstm", seed=9)
     # BEGIN HIDDEN
     ref_lstm = reference.probe(probes.make, 3, 2, "lstm", seed=10).eval()
     want = ref_lstm.sequence_model(sequence).detach()
-    got = expect_tensor(student.probe(probes.sequence_with_state, net, ref_lstm.state_dict(), sequence), "MANN.sequence_model", (3, 9, 3))
+    got = expect_tensor(student.probe(probes.sequence_with_state, net, ref_lstm.state_dict(), sequence),
+                        "MANN.sequence_model", (3, 9, 3))
     assert torch.allclose(got.detach(), want, atol=1e-5), (
         f"sequence_model differs from the reference (max |diff| {float((got - want).abs().max()):.2e}): "
         "run self.layer1 over the whole sequence, then self.layer2 over its outputs, and return layer2's outputs")

@@ -25,9 +25,12 @@ def held_out_episodes(n_tasks=512, n_way=2, seed=2024):
     pixels = glyphs.reshape(glyphs.shape[0], glyphs.shape[1], -1).float()  # 0/1 masks, as prepare_images leaves them
     g = torch.Generator().manual_seed(seed)
     chars = torch.stack([torch.randperm(len(pixels), generator=g)[:n_way] for _ in range(n_tasks)])  # (T, N)
-    drawers = torch.stack([torch.randperm(pixels.shape[1], generator=g)[:2] for _ in range(n_tasks * n_way)]).view(n_tasks, n_way, 2)
-    support, query = pixels[chars, drawers[..., 0]], pixels[chars, drawers[..., 1]]  # (T, N, 784) each, column n = label n
-    order = torch.stack([torch.randperm(n_way, generator=g) for _ in range(n_tasks)])  # query position j shows label order[j]
+    drawers = torch.stack([torch.randperm(pixels.shape[1], generator=g)[:2] for _ in range(n_tasks * n_way)])
+    drawers = drawers.view(n_tasks, n_way, 2)
+    # (T, N, 784) each, column n = label n
+    support, query = pixels[chars, drawers[..., 0]], pixels[chars, drawers[..., 1]]
+    # query position j shows label order[j]
+    order = torch.stack([torch.randperm(n_way, generator=g) for _ in range(n_tasks)])
     query = query.gather(1, order[..., None].expand_as(query))
     labels = torch.zeros(n_tasks, 2, n_way, n_way)
     labels[:, 0] = torch.eye(n_way)
@@ -45,7 +48,9 @@ def test_short_training_run_beats_chance(student):
     images, labels, query_labels = held_out_episodes()
     out = student.probe(probes.short_run, images, labels, steps=400, seed=0)
     assert isinstance(out, dict) and isinstance(out.get("train_loss"), list), "train.train must return its history"
-    assert all(isinstance(x, (int, float)) and math.isfinite(x) for x in out["train_loss"]), "non-finite training losses"
+    assert all(isinstance(x, (int, float)) and math.isfinite(x) for x in out["train_loss"]), (
+        "non-finite training losses"
+    )
     logits = out.get("query_logits")
     assert isinstance(logits, list) and len(logits) == 4, "train.train must evaluate every 100 of the 400 steps"
     losses, accs = [], []
@@ -55,9 +60,10 @@ def test_short_training_run_beats_chance(student):
         losses.append(float(F.cross_entropy(step_logits.reshape(-1, 2), query_labels.reshape(-1))))
         accs.append(float((step_logits.argmax(-1) == query_labels).float().mean()))
     assert min(losses) < 0.66 or max(accs) >= 0.6, (
-        f"after 100-400 steps: held-out query loss {min(losses):.3f} at best (chance 0.693), accuracy {max(accs):.3f} at best: "
-        "the model does not learn from the support set (are the support labels concatenated to the images, "
-        "is the loss on the query row, are the LSTMs run in order?)")
+        f"after 100-400 steps: held-out query loss {min(losses):.3f} at best (chance 0.693), "
+        f"accuracy {max(accs):.3f} at best: the model does not learn from the support set "
+        "(are the support labels concatenated to the images, is the loss on the query row, are the LSTMs run in order?)"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -86,18 +92,25 @@ def check_run(name, run):
     assert steps == sorted(steps) and len(set(steps)) == len(steps), f"{name}: steps must increase"
     assert steps[-1] == config["steps"], f"{name}: the history ends at step {steps[-1]}, config says {config['steps']}"
     assert all(0 <= r["test_acc"] <= 1 for r in history), f"{name}: accuracies outside [0, 1]"
-    assert abs(run["final"]["test_acc"] - history[-1]["test_acc"]) < 1e-9, f"{name}: final test_acc is not the last test accuracy"
+    assert abs(run["final"]["test_acc"] - history[-1]["test_acc"]) < 1e-9, (
+        f"{name}: final test_acc is not the last test accuracy"
+    )
 
 
 @graded("3a-0-basic", points=2)
 def test_required_runs():
-    """results/lstm-k{K}-n{N}.json for (K, N) = (1, 2), (2, 2), (1, 3), (1, 4): LSTM runs of at least 1000 steps with a history."""
+    """results/lstm-k{K}-n{N}.json for (K, N) = (1, 2), (2, 2), (1, 3), (1, 4): LSTM runs of at least 1000 steps
+    with a history."""
     for (K, N) in REQUIRED:
         name = f"lstm-k{K}-n{N}"
         run = load_run(name)
         config = run["config"]
-        assert (config["k_shot"], config["n_way"], config["model"]) == (K, N, "lstm"), f"{name}.json holds another run: {config}"
-        assert config["steps"] >= 1000, f"{name}: {config['steps']} steps; train for at least 1000 (the course runs 25000)"
+        assert (config["k_shot"], config["n_way"], config["model"]) == (K, N, "lstm"), (
+            f"{name}.json holds another run: {config}"
+        )
+        assert config["steps"] >= 1000, (
+            f"{name}: {config['steps']} steps; train for at least 1000 (the course runs 25000)"
+        )
         check_run(name, run)
 
 
@@ -106,17 +119,22 @@ def test_required_runs_from_train_py():
     """The required runs were written by train.py on Omniglot: config, name, data fingerprint and summary agree."""
     runs = {f"lstm-k{K}-n{N}": load_run(f"lstm-k{K}-n{N}") for (K, N) in REQUIRED}
     # BEGIN HIDDEN
-    omniglot = "d83648dab9db5612"  # cs330.training.fingerprint of Omniglot's course train and test splits, as train.py loads them
+    # cs330.training.fingerprint of Omniglot's course train and test splits, as train.py loads them
+    omniglot = "d83648dab9db5612"
     for name, run in runs.items():
         settings, rows = run["config"], run["history"]
         missing = CONFIG_KEYS - set(settings)
         assert not missing, f"{name}: the config lacks {sorted(missing)}: not written by train.py"
         assert settings["data"] == "omniglot", f"{name}: trained on {settings['data']}, not Omniglot"
-        assert run["env"]["data_fingerprint"] == omniglot, \
-            f"{name}: data fingerprint {run['env']['data_fingerprint']}, not Omniglot's: rerun train.py on Omniglot (cs330 data info)"
+        assert run["env"]["data_fingerprint"] == omniglot, (
+            f"{name}: data fingerprint {run['env']['data_fingerprint']}, not Omniglot's: "
+            "rerun train.py on Omniglot (cs330 data info)"
+        )
         assert run["name"] == name, f"results/{name}.json holds the run {run['name']!r}"
         accs = [r["test_acc"] for r in rows]
-        assert run["final"].get("best_test_acc") == max(accs), f"{name}: final best_test_acc is not the best of its history"
+        assert run["final"].get("best_test_acc") == max(accs), (
+            f"{name}: final best_test_acc is not the best of its history"
+        )
     # END HIDDEN
 
 
@@ -127,8 +145,10 @@ def test_required_runs_reach_the_bars():
     best = {(K, N): max(r["test_acc"] for r in load_run(f"lstm-k{K}-n{N}")["history"]) for (K, N) in REQUIRED}
     # BEGIN HIDDEN
     for (K, N), acc in best.items():
-        assert acc >= REQUIRED[(K, N)], (f"lstm-k{K}-n{N}: best test query accuracy {acc:.3f}, the bar is {REQUIRED[(K, N)]} "
-                                         "(3000 steps reach it with the reference; see the README)")
+        assert acc >= REQUIRED[(K, N)], (
+            f"lstm-k{K}-n{N}: best test query accuracy {acc:.3f}, the bar is {REQUIRED[(K, N)]} "
+            "(3000 steps reach it with the reference; see the README)"
+        )
     # END HIDDEN
 
 

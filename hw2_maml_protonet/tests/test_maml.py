@@ -32,7 +32,10 @@ def adapted(out, what):
     assert not isinstance(out, str), f"{what}: inner_loop must return a dict {{name: tensor}}, got {out}"
     model = probes.conv4()
     shapes = {n: tuple(p.shape) for n, p in model.named_parameters()}
-    assert set(out) == set(shapes), f"{what}: inner_loop must return every parameter name; missing {sorted(set(shapes) - set(out))}, extra {sorted(set(out) - set(shapes))}"
+    assert set(out) == set(shapes), (
+        f"{what}: inner_loop must return every parameter name; "
+        f"missing {sorted(set(shapes) - set(out))}, extra {sorted(set(out) - set(shapes))}"
+    )
     for n, shape in shapes.items():
         expect_tensor(out[n], f"inner_loop ({what}) for {n}", shape)
     return out
@@ -51,7 +54,9 @@ def test_inner_loop_zero_and_one_step(student):
     changed = [n for n in start if not torch.equal(same[n], start[n])]
     assert not changed, f"0 inner steps must return theta unchanged; changed: {changed}"
     one = adapted(student.probe(probes.inner_loop, sx[0], sy[0], steps=1), "1 step")
-    assert all(not torch.equal(one[n], start[n]) for n in ("head.weight", "head.bias")), "one inner step must change the head"
+    assert all(not torch.equal(one[n], start[n]) for n in ("head.weight", "head.bias")), (
+        "one inner step must change the head"
+    )
 
 
 @graded("2a-1-hidden", points=1)
@@ -62,8 +67,10 @@ def test_inner_loop_values(student, reference):
     # BEGIN HIDDEN
     expected = reference.probe(probes.inner_loop, sx[0], sy[0], steps=3, learned_rates=True, seed=1)
     for n, e in expected.items():
-        assert torch.allclose(out[n], e, rtol=1e-6, atol=1e-9), \
-            f"adapted {n} differs from theta_3 = theta_2 - alpha * grad L_support(theta_2) (max |diff| {float((out[n] - e).abs().max()):.2e})"
+        assert torch.allclose(out[n], e, rtol=1e-6, atol=1e-9), (
+            f"adapted {n} differs from theta_3 = theta_2 - alpha * grad L_support(theta_2) "
+            f"(max |diff| {float((out[n] - e).abs().max()):.2e})"
+        )
     # END HIDDEN
 
 
@@ -97,10 +104,13 @@ def test_inner_loop_anil(student, reference):
         return
     # your update's values differ from the reference's (2a-1 charges that): ANIL must then be your own inner loop run
     # on every name with rate 0 outside the head
-    own = adapted(student.probe(probes.inner_loop_head_rates, sx[0], sy[0], steps=2, head=head, seed=1), "rates 0 but the head's")
+    own = adapted(student.probe(probes.inner_loop_head_rates, sx[0], sy[0], steps=2, head=head, seed=1),
+                  "rates 0 but the head's")
     for n in head:
-        assert torch.allclose(out[n], own[n], rtol=1e-6, atol=1e-9), \
-            f"ANIL: adapted {n} differs from the reference, and from your inner_loop on every name with rate 0 outside the head"
+        assert torch.allclose(out[n], own[n], rtol=1e-6, atol=1e-9), (
+            f"ANIL: adapted {n} differs from the reference, "
+            "and from your inner_loop on every name with rate 0 outside the head"
+        )
     # END HIDDEN
 
 
@@ -164,9 +174,12 @@ def test_second_order_meta_gradient(student):
     if close(got, own_second):
         return
     first = closed_form(seeded(1, D, seed=10).T, *regression_task(0), alpha=0.1, first_order=True)
-    assert not (close(got, first) or close(got, own_first)), \
-        "second-order mode gives the first-order meta-gradient: keep the inner gradient in the graph (torch.func.grad, no detach) when training second order"
-    raise AssertionError(f"second-order meta-gradient {got.flatten().tolist()} != {expected.flatten().tolist()} (I - alpha A) grad L_q(w')")
+    assert not (close(got, first) or close(got, own_first)), (
+        "second-order mode gives the first-order meta-gradient: keep the inner gradient in the graph "
+        "(torch.func.grad, no detach) when training second order"
+    )
+    raise AssertionError(f"second-order meta-gradient {got.flatten().tolist()} != {expected.flatten().tolist()} "
+                         "(I - alpha A) grad L_q(w')")
 
 
 @graded("2b-1-basic", points=2)
@@ -182,12 +195,14 @@ def test_first_order_meta_gradient(student):
     second = closed_form(seeded(1, D, seed=14).T, *regression_task(4), alpha=0.2, first_order=False)
     assert not (close(got, second) or close(got, own_second)), \
         "first_order=True gives the second-order meta-gradient: detach the inner gradient in first-order mode"
-    raise AssertionError(f"first-order meta-gradient {got.flatten().tolist()} != {expected.flatten().tolist()} = grad L_q(w')")
+    raise AssertionError(f"first-order meta-gradient {got.flatten().tolist()} != {expected.flatten().tolist()} "
+                         "= grad L_q(w')")
 
 
 @graded("2b-2-basic", points=2)
 def test_vmap_equals_loop(student):
-    """Conv4, 2 inner steps, learned rates: running the tasks with vmap equals the per-task loop (losses and meta-gradients)."""
+    """Conv4, 2 inner steps, learned rates: running the tasks with vmap equals the per-task loop
+    (losses and meta-gradients)."""
     batch = episode(B=3, seed=5)
     loop = student.probe(probes.meta_loss_and_gradient, batch, vectorize=False)
     assert "error" not in loop, f"MAML.meta_loss (tasks in a loop) failed: {loop.get('error')}"
@@ -200,7 +215,9 @@ def test_vmap_equals_loop(student):
     lv, ll = expect_tensor(vmap["losses"], "losses (vmap)", (3,)), expect_tensor(loop["losses"], "losses (loop)", (3,))
     gv, gl = expect_tensor(vmap["grad"], "meta-gradient (vmap)"), expect_tensor(loop["grad"], "meta-gradient (loop)")
     assert torch.allclose(lv, ll, rtol=1e-6), "per-task losses differ between vmap and the loop"
-    assert (gv - gl).norm() <= 1e-6 * gl.norm(), f"meta-gradients differ between vmap and the loop: relative {float((gv - gl).norm() / gl.norm()):.2e}"
+    assert (gv - gl).norm() <= 1e-6 * gl.norm(), (
+        f"meta-gradients differ between vmap and the loop: relative {float((gv - gl).norm() / gl.norm()):.2e}"
+    )
 
 
 def own_query_losses(student, batch):
@@ -229,10 +246,14 @@ def test_meta_gradient_matches_reference(student, reference):
         # your inner loop's values differ from the reference's (2a-1 charges that): the losses must then be the query
         # losses of your own adapted parameters, and the meta-gradient is not compared
         own = own_query_losses(student, batch)
-        assert torch.allclose(losses, own, rtol=1e-6), \
-            "per-task query losses differ from the reference, and from the query loss of your own inner_loop's adapted parameters"
+        assert torch.allclose(losses, own, rtol=1e-6), (
+            "per-task query losses differ from the reference, "
+            "and from the query loss of your own inner_loop's adapted parameters"
+        )
         return
-    assert g.shape == ref["grad"].shape, f"the meta-gradient has {g.numel()} elements, the reference's {ref['grad'].numel()}"
+    assert g.shape == ref["grad"].shape, (
+        f"the meta-gradient has {g.numel()} elements, the reference's {ref['grad'].numel()}"
+    )
     if (g - ref["grad"]).norm() <= 1e-6 * ref["grad"].norm():
         return
     first = reference.probe(probes.meta_loss_and_gradient, batch, vectorize=False, first_order=True)["grad"]
@@ -247,10 +268,14 @@ def test_outer_step_updates_meta_parameters(student):
     """outer_step changes every meta-parameter (learned rates too) and reports finite loss and accuracy."""
     out = student.probe(probes.outer_steps, [episode(B=2, seed=6)], seed=0, steps=1, learn_inner_lr=True)
     metrics = out["metrics"]
-    assert isinstance(metrics, dict) and {"loss", "acc"} <= set(metrics), f"outer_step must return {{'loss', 'acc'}}, got {metrics}"
+    assert isinstance(metrics, dict) and {"loss", "acc"} <= set(metrics), (
+        f"outer_step must return {{'loss', 'acc'}}, got {metrics}"
+    )
     assert torch.isfinite(torch.tensor(float(metrics["loss"]))), f"non-finite loss {metrics['loss']}"
     unchanged = [n for n, b in out["before"].items() if torch.equal(b, out["after"][n])]
-    assert not unchanged, f"outer_step did not change {unchanged}: the mean query loss over the tasks must reach every meta-parameter"
+    assert not unchanged, (
+        f"outer_step did not change {unchanged}: the mean query loss over the tasks must reach every meta-parameter"
+    )
 
 
 @graded("2c-1-hidden", points=2)
@@ -263,9 +288,16 @@ def test_outer_step_matches_reference(student, reference):
     # BEGIN HIDDEN
     ref = reference.probe(probes.outer_steps, batches, seed=3, steps=0)
     loss, ref_loss = float(out["metrics"]["loss"]), ref["metrics"]["loss"]
-    assert abs(loss - ref_loss) <= 1e-6 * abs(ref_loss), f"meta-loss {loss:.8f} differs from the reference's {ref_loss:.8f} (the mean over tasks?)"
-    assert abs(float(out["metrics"]["acc"]) - ref["metrics"]["acc"]) < 1e-6, "the mean query accuracy differs from the reference's"
+    assert abs(loss - ref_loss) <= 1e-6 * abs(ref_loss), (
+        f"meta-loss {loss:.8f} differs from the reference's {ref_loss:.8f} (the mean over tasks?)"
+    )
+    assert abs(float(out["metrics"]["acc"]) - ref["metrics"]["acc"]) < 1e-6, (
+        "the mean query accuracy differs from the reference's"
+    )
     for n, r in ref["after"].items():
         p = expect_tensor(out["after"].get(n), f"meta-parameter {n}", tuple(r.shape))
-        assert torch.allclose(p, r, rtol=1e-6, atol=1e-9), f"{n} after two steps differs from the reference (max |diff| {float((p - r).abs().max()):.2e}; are the gradients zeroed before each backward?)"
+        assert torch.allclose(p, r, rtol=1e-6, atol=1e-9), (
+            f"{n} after two steps differs from the reference (max |diff| {float((p - r).abs().max()):.2e}; "
+            "are the gradients zeroed before each backward?)"
+        )
     # END HIDDEN

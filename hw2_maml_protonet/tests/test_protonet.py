@@ -28,8 +28,10 @@ def test_prototypes_small_example(student):
     z = torch.tensor([[0.0, 0.0, 0.0], [1.0, 1.0, 2.0], [2.0, 4.0, 6.0], [3.0, 5.0, 8.0]])
     y = torch.tensor([0, 0, 1, 1])
     out = expect_tensor(student.protonet.prototypes(z, y, 2), "prototypes", (2, 3))
-    assert torch.allclose(out, torch.tensor([[0.5, 0.5, 1.0], [2.5, 4.5, 7.0]])), \
-        f"wrong class means {out.tolist()}, expected [[0.5, 0.5, 1.0], [2.5, 4.5, 7.0]]: row n is the MEAN of the embeddings labelled n"
+    assert torch.allclose(out, torch.tensor([[0.5, 0.5, 1.0], [2.5, 4.5, 7.0]])), (
+        f"wrong class means {out.tolist()}, expected [[0.5, 0.5, 1.0], [2.5, 4.5, 7.0]]: "
+        "row n is the MEAN of the embeddings labelled n"
+    )
 
 
 @graded("1a-1-hidden", points=1)
@@ -85,9 +87,12 @@ def test_logits(student):
     if torch.allclose(logits, expected, rtol=1e-5, atol=1e-6):
         return
     yours = student.protonet.squared_distances(zq, student.protonet.prototypes(zs, ys, 5))
-    if isinstance(yours, torch.Tensor) and yours.shape == logits.shape and torch.allclose(logits, -yours, rtol=1e-5, atol=1e-6):
+    if (isinstance(yours, torch.Tensor) and yours.shape == logits.shape
+            and torch.allclose(logits, -yours, rtol=1e-5, atol=1e-6)):
         return  # consistent with your own (wrong) distances or prototypes: 1b-0 / 1a-0 say what is wrong there
-    assert not torch.allclose(logits, -expected, rtol=1e-5), "logits are the NEGATIVE squared distances (closer = larger)"
+    assert not torch.allclose(logits, -expected, rtol=1e-5), (
+        "logits are the NEGATIVE squared distances (closer = larger)"
+    )
     raise AssertionError("logits[m, n] must be -||z_query_m - c_n||^2 (minus squared_distances to the prototypes)")
 
 
@@ -128,5 +133,7 @@ def test_loss_gradient(student):
     grad = expect_tensor(out["grad"], "the gradient of the loss w.r.t. the logits", (2, 5, 4))
     # BEGIN HIDDEN
     expected = (logits.softmax(-1) - F.one_hot(y, 4)) / y.numel()
-    assert torch.allclose(grad, expected, rtol=1e-5, atol=1e-7), "the loss's gradient w.r.t. the logits is not the mean cross-entropy's"
+    assert torch.allclose(grad, expected, rtol=1e-5, atol=1e-7), (
+        "the loss's gradient w.r.t. the logits is not the mean cross-entropy's"
+    )
     # END HIDDEN

@@ -32,11 +32,14 @@ def held_out(seed):
 
 
 def short_run(student, algorithm, steps, seed):
-    """Train with train.fit on glyphs (probes.short_run, in your process); the held-out query accuracy, computed here."""
+    """Train with train.fit on glyphs (probes.short_run, in your process); the held-out query accuracy,
+    computed here."""
     support_x, support_y, query_x, query_y = held_out(seed + 100)
     out = student.probe(probes.short_run, algorithm, steps, seed, support_x, support_y, query_x)
     history = out["history"]
-    assert history and all(math.isfinite(r["train_loss"]) for r in history), f"{algorithm}: training produced no finite loss"
+    assert history and all(math.isfinite(r["train_loss"]) for r in history), (
+        f"{algorithm}: training produced no finite loss"
+    )
     predictions = expect_tensor(out["predictions"], f"{algorithm}: predictions on held-out tasks", tuple(query_y.shape))
     return float((predictions == query_y).double().mean())
 
@@ -55,7 +58,9 @@ def test_maml_short_run(student):
     The reference reaches 0.68-0.73 over seeds 0-2 in seconds."""
     acc = short_run(student, "maml", 60, seed=1)
     # BEGIN HIDDEN
-    assert acc > 0.5, f"second-order MAML: held-out accuracy {acc:.3f} after 60 iterations, expected > 0.5 (chance {CHANCE})"
+    assert acc > 0.5, (
+        f"second-order MAML: held-out accuracy {acc:.3f} after 60 iterations, expected > 0.5 (chance {CHANCE})"
+    )
     # END HIDDEN
 
 
@@ -73,7 +78,8 @@ FINAL_KEYS = ("test_acc", "ci95", "n_tasks", "n_way", "k_shot", "iterations", "b
 
 
 def load_entry(name):
-    """results/metrics.json's entry ``name``: a run in the cs330.training results schema, as train.py --test writes it."""
+    """results/metrics.json's entry ``name``: a run in the cs330.training results schema,
+    as train.py --test writes it."""
     path = submission_path("results", "metrics.json")
     assert path.is_file(), "results/metrics.json is missing: run train.py with --test (see the README)"
     table = json.loads(path.read_text())
@@ -81,7 +87,8 @@ def load_entry(name):
         f"results/metrics.json has no {name!r} entry (run: python train.py --algorithm ... --test, see the README)"
     entry = table[name]
     problems = schema_problems(entry)
-    assert not problems, f"results/metrics.json, {name!r} is not an entry written by train.py --test: " + "; ".join(problems)
+    assert not problems, \
+        f"results/metrics.json, {name!r} is not an entry written by train.py --test: " + "; ".join(problems)
     missing = [k for k in CONFIG_KEYS if k not in entry["config"]] + [k for k in FINAL_KEYS if k not in entry["final"]]
     assert not missing, f"results/metrics.json, {name!r} lacks {missing}: rerun train.py --test"
     return entry
@@ -94,13 +101,19 @@ def test_metrics_entries():
     for name, (algorithm, _) in REQUIRED.items():
         entry = load_entry(name)
         config, final, history = entry["config"], entry["final"], entry["history"]
-        assert entry["name"] == name and config["algorithm"] == algorithm, f"{name}: the entry holds another run ({entry['name']}, {config['algorithm']})"
+        assert entry["name"] == name and config["algorithm"] == algorithm, (
+            f"{name}: the entry holds another run ({entry['name']}, {config['algorithm']})"
+        )
         assert (config["n_way"], config["k_shot"], config["test_n_way"], config["test_k_shot"]) == (5, 1, 5, 1), \
             f"{name}: expected a run trained and tested 5-way 1-shot, got config {config}"
-        assert final["n_tasks"] >= 600 and final["n_tasks"] == config["test_tasks"], f"{name}: tested on {final['n_tasks']} tasks, need >= 600"
+        assert final["n_tasks"] >= 600 and final["n_tasks"] == config["test_tasks"], (
+            f"{name}: tested on {final['n_tasks']} tasks, need >= 600"
+        )
         assert history and history[-1]["step"] == final["iterations"] > 0, \
             f"{name}: the history must end at the tested checkpoint's iteration {final['iterations']}"
-        assert abs(history[-1]["val_acc"] - final["best_val_acc"]) < 1e-9, f"{name}: best_val_acc is not the tested checkpoint's validation accuracy"
+        assert abs(history[-1]["val_acc"] - final["best_val_acc"]) < 1e-9, (
+            f"{name}: best_val_acc is not the tested checkpoint's validation accuracy"
+        )
 
 
 @graded("4a-1-basic", points=1)
@@ -110,17 +123,24 @@ def test_metrics_on_omniglot():
         entry = load_entry(name)
         assert entry["config"]["data"] == "omniglot" and entry["env"]["data_fingerprint"] == OMNIGLOT, (
             f"{name}: not run on Omniglot's course splits (data {entry['config']['data']!r}, fingerprint "
-            f"{entry['env']['data_fingerprint']!r}, expected {OMNIGLOT!r}): get the data (cs330 data info) and rerun train.py")
+            f"{entry['env']['data_fingerprint']!r}, expected {OMNIGLOT!r}): "
+            "get the data (cs330 data info) and rerun train.py"
+        )
 
 
 @graded("4a-2-hidden", points=1)
 def test_metrics_accuracy():
-    """Each required entry reaches its test accuracy (README: ProtoNet >= 0.90, MAML >= 0.85) with a CI that fits its task count."""
+    """Each required entry reaches its test accuracy (README: ProtoNet >= 0.90, MAML >= 0.85)
+    with a CI that fits its task count."""
     entries = {name: load_entry(name) for name in REQUIRED}
     # BEGIN HIDDEN
     for name, entry in entries.items():
         final, least = entry["final"], REQUIRED[name][1]
-        assert least <= final["test_acc"] <= 1, f"{name}: test accuracy {final['test_acc']:.4f}, the README asks for >= {least}"
+        assert least <= final["test_acc"] <= 1, (
+            f"{name}: test accuracy {final['test_acc']:.4f}, the README asks for >= {least}"
+        )
         # the CI half-width 1.96 * std / sqrt(n) with std <= 0.5 (accuracies in [0, 1])
-        assert 0 < final["ci95"] <= 1.96 * 0.5 / math.sqrt(final["n_tasks"]) + 1e-9, f"{name}: CI {final['ci95']} does not fit {final['n_tasks']} tasks"
+        assert 0 < final["ci95"] <= 1.96 * 0.5 / math.sqrt(final["n_tasks"]) + 1e-9, (
+            f"{name}: CI {final['ci95']} does not fit {final['n_tasks']} tasks"
+        )
     # END HIDDEN

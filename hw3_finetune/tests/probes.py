@@ -62,7 +62,10 @@ def lora_forward(code, weight, bias, A, B, alpha, x, grad_out):
         layer.lora_B.copy_(B)
     out = layer(x)
     (out * grad_out).sum().backward()
-    grad = lambda p: None if p.grad is None else p.grad.detach()
+
+    def grad(p):
+        return None if p.grad is None else p.grad.detach()
+
     return {"out": out.detach(), "grad_A": grad(layer.lora_A), "grad_B": grad(layer.lora_B)}
 
 
@@ -70,7 +73,8 @@ def lora_dtype(code, dtype_name):
     """dtypes of A, B and the output of a LoRALinear on a base layer of dtype ``dtype_name``."""
     dtype = getattr(torch, dtype_name)
     layer = code.lora.LoRALinear(nn.Linear(5, 3, dtype=dtype), 2, generator=torch.Generator().manual_seed(0))
-    return {"A": str(layer.lora_A.dtype), "B": str(layer.lora_B.dtype), "out": str(layer(torch.ones(2, 5, dtype=dtype)).dtype)}
+    out = layer(torch.ones(2, 5, dtype=dtype))
+    return {"A": str(layer.lora_A.dtype), "B": str(layer.lora_B.dtype), "out": str(out.dtype)}
 
 
 def finetune_selection(code, arch, mode, seed=0):
@@ -88,7 +92,8 @@ def finetune_selection(code, arch, mode, seed=0):
 
 
 def minilm_counts(code, modes=("head", "lora4")):
-    """Trainable-parameter counts that ``parameters_to_finetune`` returns on the real all-MiniLM-L6-v2 with a 5-way head."""
+    """Trainable-parameter counts that ``parameters_to_finetune`` returns on the real all-MiniLM-L6-v2
+    with a 5-way head."""
     torch.set_num_threads(1)
     from cs330.models.pretrained import load_classifier
 
@@ -119,7 +124,8 @@ def loss_and_grad(code, function, logits, labels):
 
 def tokenize(code, prompts, targets, max_length=None, add_bos=False):
     """``tokenize_prompt_target`` with ``tiny.WordTokenizer(add_bos=add_bos)`` (pad 0, eos 1, bos 99)."""
-    return dict(code.finetune.tokenize_prompt_target(tiny.WordTokenizer(add_bos=add_bos), prompts, targets, max_length=max_length))
+    tokenizer = tiny.WordTokenizer(add_bos=add_bos)
+    return dict(code.finetune.tokenize_prompt_target(tokenizer, prompts, targets, max_length=max_length))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -26,8 +26,10 @@ def lora_init(student, d_in=6, d_out=4, rank=3, alpha=16.0, seed=0):
 
 
 def parameter(built, name, shape):
-    assert name in built["params"], (f"LoRALinear has no parameter {name!r}: make lora_A and lora_B nn.Parameter attributes "
-                                     f"(it has {sorted(built['params'])})")
+    assert name in built["params"], (
+        f"LoRALinear has no parameter {name!r}: make lora_A and lora_B nn.Parameter attributes "
+        f"(it has {sorted(built['params'])})"
+    )
     return expect_tensor(built["params"][name], f"LoRALinear.{name}", shape)
 
 
@@ -37,8 +39,12 @@ def test_lora_parameters(student):
     built = lora_init(student, d_in=6, d_out=4, rank=3)
     parameter(built, "lora_A", (3, 6))
     parameter(built, "lora_B", (4, 3))
-    assert all(built["is_parameter"].values()), "lora_A and lora_B must be nn.Parameter (so the optimiser and .parameters() see them)"
-    assert built["requires_grad"]["lora_A"] and built["requires_grad"]["lora_B"], "lora_A and lora_B are the trainable parameters (requires_grad=True)"
+    assert all(built["is_parameter"].values()), (
+        "lora_A and lora_B must be nn.Parameter (so the optimiser and .parameters() see them)"
+    )
+    assert built["requires_grad"]["lora_A"] and built["requires_grad"]["lora_B"], (
+        "lora_A and lora_B are the trainable parameters (requires_grad=True)"
+    )
 
 
 @graded("1a-1-basic", points=1, timeout=30)
@@ -46,9 +52,13 @@ def test_lora_starts_as_the_base_layer(student):
     """B starts at zero, so at initialisation the layer's output equals the base layer's."""
     built = lora_init(student)
     B = parameter(built, "lora_B", (4, 3))
-    assert torch.count_nonzero(B) == 0, "lora_B must start at zero, so that the adapted model starts as the pre-trained one"
+    assert torch.count_nonzero(B) == 0, (
+        "lora_B must start at zero, so that the adapted model starts as the pre-trained one"
+    )
     out = expect_tensor(built["out"], "LoRALinear.forward", (2, 5, 4))
-    assert torch.allclose(out, built["base_out"], atol=1e-6), "at initialisation the output must equal the base layer's output"
+    assert torch.allclose(out, built["base_out"], atol=1e-6), (
+        "at initialisation the output must equal the base layer's output"
+    )
 
 
 @graded("1a-2-basic", points=1, timeout=30)
@@ -69,18 +79,24 @@ def test_lora_A_init_scale(student):
 def test_lora_A_drawn_from_the_generator(student):
     """A is drawn with the ``generator`` argument only: the same seed gives the same A whatever the global seed;
     another seed gives another A."""
-    draw = lambda seed, global_seed: expect_tensor(student.probe(probes.lora_A_draws, 8, 4, 2, seed, global_seed), "lora_A", (2, 8))
+    def draw(seed, global_seed):
+        return expect_tensor(student.probe(probes.lora_A_draws, 8, 4, 2, seed, global_seed), "lora_A", (2, 8))
+
     a, b, c = draw(1, 0), draw(1, 5), draw(2, 0)
-    assert torch.equal(a, b), ("lora_A changed with torch.manual_seed although the generator was seeded the same: "
-                               "draw A with the `generator` argument (torch.randn(..., generator=generator)), not the global RNG")
+    assert torch.equal(a, b), (
+        "lora_A changed with torch.manual_seed although the generator was seeded the same: "
+        "draw A with the `generator` argument (torch.randn(..., generator=generator)), not the global RNG"
+    )
     assert not torch.equal(a, c), "two different generator seeds gave the same lora_A"
 
 
 def scale_hint(ratio, alpha, rank):
-    for value, what in ((alpha, "alpha"), (1 / rank, "1/r"), (1.0, "1 (no scale)"), (rank / alpha, "r/alpha"), (alpha * rank, "alpha*r")):
+    for value, what in ((alpha, "alpha"), (1 / rank, "1/r"), (1.0, "1 (no scale)"), (rank / alpha, "r/alpha"),
+                        (alpha * rank, "alpha*r")):
         if math.isclose(ratio, value, rel_tol=1e-3):
             return f"the low-rank update is scaled by {what}, but it must be scaled by alpha / r = {alpha / rank:g}"
-    return f"the low-rank part of the output is {ratio:.4g} times x A^T B^T; expected alpha / r = {alpha / rank:g} times"
+    return (f"the low-rank part of the output is {ratio:.4g} times x A^T B^T; "
+            f"expected alpha / r = {alpha / rank:g} times")
 
 
 def forward_case(seed=1, d_in=6, d_out=4, rank=2, alpha=5.0, lead=(7,)):
@@ -119,12 +135,15 @@ def test_lora_gradients(student):
         grad = got[f"grad_{name}"]
         assert grad is not None, f"lora_{name} received no gradient: is it detached, or not used in forward?"
         expect_tensor(grad, f"lora_{name}.grad", tuple(want.shape))
-        assert torch.allclose(grad, want, atol=1e-4, rtol=1e-4), f"lora_{name}'s gradient is not the one of (alpha/r) x A^T B^T"
+        assert torch.allclose(grad, want, atol=1e-4, rtol=1e-4), (
+            f"lora_{name}'s gradient is not the one of (alpha/r) x A^T B^T"
+        )
 
 
 @graded("1a-6-hidden", points=1, timeout=30)
 def test_lora_forward_any_leading_dims(student):
-    """The formula holds for input of shape (..., d_in) with other sizes and rank (here (2, 3, 5, 12), rank 5, alpha 3)."""
+    """The formula holds for input of shape (..., d_in) with other sizes and rank
+    (here (2, 3, 5, 12), rank 5, alpha 3)."""
     case = forward_case(seed=3, d_in=12, d_out=9, rank=5, alpha=3.0, lead=(2, 3, 5))
     got = student.probe(probes.lora_forward, *case)
     # BEGIN HIDDEN
@@ -148,7 +167,9 @@ def test_lora_follows_the_base_dtype(student):
 
 def selection(student, mode, arch="bert"):
     got = student.probe(probes.finetune_selection, arch, mode)
-    assert "?" not in got["returned"], f"mode {mode!r}: parameters_to_finetune returned tensors that are not parameters of the model"
+    assert "?" not in got["returned"], (
+        f"mode {mode!r}: parameters_to_finetune returned tensors that are not parameters of the model"
+    )
     return got
 
 
@@ -163,12 +184,15 @@ CLASSIFIER = {"classifier.weight", "classifier.bias"}
 def test_head_mode(student):
     """Mode "head" returns the output head only (a classifier's ``classifier``)."""
     got = selection(student, "head")
-    assert set(got["returned"]) == CLASSIFIER, f"mode 'head' returned {sorted(set(got['returned']))}; expected only the classifier head"
+    assert set(got["returned"]) == CLASSIFIER, (
+        f"mode 'head' returned {sorted(set(got['returned']))}; expected only the classifier head"
+    )
 
 
 @graded("1b-1-basic", points=1, timeout=30)
 def test_block_modes(student):
-    """Modes "first" / "middle" / "last" return block 0, n // 2 and n - 1 (all of its parameters; 3 blocks here), besides the head."""
+    """Modes "first" / "middle" / "last" return block 0, n // 2 and n - 1 (all of its parameters; 3 blocks here),
+    besides the head."""
     for mode, index in (("first", 0), ("middle", 1), ("last", 2)):
         got = selection(student, mode)
         blocks = sorted({n.split(".")[3] for n in got["returned"] if n.startswith("bert.encoder.layer.")})
@@ -196,7 +220,9 @@ def test_lora_mode(student):
     assert not other, f"mode 'lora4' must train only the adapters (and the head); it also returns {sorted(other)[:3]}"
     layers = {n.rsplit(".", 1)[0] for n in adapters}
     expected = {f"bert.encoder.layer.{i}.attention.self.{p}" for i in range(3) for p in ("query", "value")}
-    assert layers == expected, f"adapters on {sorted(layers)}; expected the query and value projections of every block (add_lora)"
+    assert layers == expected, (
+        f"adapters on {sorted(layers)}; expected the query and value projections of every block (add_lora)"
+    )
     numel = sum(got["sizes"][n] for n in adapters)
     assert numel == 3 * 2 * 4 * (16 + 16), f"{numel} adapter parameters, expected 3 x 2 x 4 x (16 + 16) = 768 (rank 4)"
 
@@ -206,7 +232,9 @@ def test_classifier_head_trained_in_every_mode(student):
     """A classifier's new, random head (``model.classifier``) is returned in every mode."""
     for mode in ("first", "middle", "last", "lora4"):
         got = selection(student, mode)
-        assert CLASSIFIER <= set(got["returned"]), f"mode {mode!r}: the classifier head is new and random, so train it in every mode"
+        assert CLASSIFIER <= set(got["returned"]), (
+            f"mode {mode!r}: the classifier head is new and random, so train it in every mode"
+        )
 
 
 @graded("1b-5-basic", points=1, timeout=30)
@@ -215,9 +243,13 @@ def test_everything_else_is_frozen(student):
     for mode in ("head", "first", "last", "all", "lora4"):
         got = selection(student, mode)
         returned = got["returned"]
-        assert len(returned) == len(set(returned)), f"mode {mode!r}: a parameter is returned twice (the optimiser would step it twice)"
+        assert len(returned) == len(set(returned)), (
+            f"mode {mode!r}: a parameter is returned twice (the optimiser would step it twice)"
+        )
         frozen_missing = sorted(set(got["requires_grad"]) - set(returned))
-        assert not frozen_missing, f"mode {mode!r}: {frozen_missing[:3]} still have requires_grad=True: freeze the rest of the model"
+        assert not frozen_missing, (
+            f"mode {mode!r}: {frozen_missing[:3]} still have requires_grad=True: freeze the rest of the model"
+        )
         not_trainable = sorted(set(returned) - set(got["requires_grad"]))
         assert not not_trainable, f"mode {mode!r}: returned {not_trainable[:3]} with requires_grad=False"
 
@@ -226,7 +258,8 @@ def test_everything_else_is_frozen(student):
 def test_modes_on_a_causal_lm(student, reference):
     """On a causal LM (Llama's layout: no classifier), every mode returns the same parameters as the reference
     (head: ``lm_head``; blocks of ``model.layers``; LoRA on q_proj / v_proj)."""
-    got = {mode: sorted(selection(student, mode, "llama")["returned"]) for mode in ("head", "first", "middle", "last", "lora4")}
+    got = {mode: sorted(selection(student, mode, "llama")["returned"])
+           for mode in ("head", "first", "middle", "last", "lora4")}
     # BEGIN HIDDEN
     for mode, names in got.items():
         want = sorted(reference.probe(probes.finetune_selection, "llama", mode)["returned"])
@@ -239,6 +272,10 @@ def test_counts_on_real_minilm(student):
     """On the real all-MiniLM-L6-v2 with a 5-way head (22,715,141 parameters), "head" returns 1,925 parameters
     and "lora4" 38,789 (6 blocks x 2 projections x 4 x (384 + 384), plus the head)."""
     counts = student.probe(probes.minilm_counts)
-    assert counts["total"] == 22_715_141, f"the installed all-MiniLM-L6-v2 has {counts['total']} parameters, not 22,715,141: reinstall it (README)"
+    assert counts["total"] == 22_715_141, (
+        f"the installed all-MiniLM-L6-v2 has {counts['total']} parameters, not 22,715,141: reinstall it (README)"
+    )
     assert counts["head"] == 384 * 5 + 5, f"mode 'head': {counts['head']} parameters, expected 1,925"
-    assert counts["lora4"] == 6 * 2 * 4 * (384 + 384) + 1925, f"mode 'lora4': {counts['lora4']} parameters, expected 38,789"
+    assert counts["lora4"] == 6 * 2 * 4 * (384 + 384) + 1925, (
+        f"mode 'lora4': {counts['lora4']} parameters, expected 38,789"
+    )

@@ -116,8 +116,10 @@ def test_lm_loss_shifts_by_one(student):
     if close(got, lm_loss(logits, labels, shift=False)):
         raise AssertionError("the loss scores logits[:, t] against labels[:, t]: logits[:, t] predicts the NEXT token, "
                              "so score logits[:, :-1] against labels[:, 1:]")
-    assert close(got, lm_loss(logits, labels)), f"loss {float(got):.5f}, expected {float(lm_loss(logits, labels)):.5f} " \
-                                                "(the mean of -log p(labels[:, t+1]) under logits[:, t])"
+    assert close(got, lm_loss(logits, labels)), (
+        f"loss {float(got):.5f}, expected {float(lm_loss(logits, labels)):.5f} "
+        "(the mean of -log p(labels[:, t+1]) under logits[:, t])"
+    )
 
 
 @graded("2b-1-basic", points=2, timeout=30)
@@ -131,7 +133,9 @@ def test_lm_loss_averages_the_labelled_tokens(student):
         return
     lp, mask = token_logp(logits, labels, shift=True)
     if close(got, -(lp * mask).sum(1).div(mask.sum(1)).mean()):
-        raise AssertionError("the loss is a mean of per-sequence means: average over all labelled tokens of the batch instead")
+        raise AssertionError(
+            "the loss is a mean of per-sequence means: average over all labelled tokens of the batch instead"
+        )
     raise AssertionError(f"loss {float(got):.5f}, expected {float(lm_loss(logits, labels)):.5f}: "
                          "the targets labelled -100 (prompt and padding) must get no loss and not count in the mean")
 
@@ -155,14 +159,18 @@ def test_lm_loss_is_differentiable(student):
     logits, labels = lm_case(seed=3, B=2, T=5)
     got = run(student, "lm_loss_and_accuracy", logits, labels)
     # BEGIN HIDDEN
-    assert got["loss_requires_grad"] and got["grad"] is not None, "the loss has no gradient: keep it a tensor computed from the logits"
+    assert got["loss_requires_grad"] and got["grad"] is not None, (
+        "the loss has no gradient: keep it a tensor computed from the logits"
+    )
     grad = expect_tensor(got["grad"], "logits.grad", tuple(logits.shape))
     wants = []
     for shift in (True, False):
         x = logits.clone().requires_grad_(True)
         lm_loss(x, labels, shift).backward()
         wants.append(x.grad.float())
-    assert any(torch.allclose(grad, w, atol=1e-6) for w in wants), "the gradient is not the one of the mean cross-entropy"
+    assert any(torch.allclose(grad, w, atol=1e-6) for w in wants), (
+        "the gradient is not the one of the mean cross-entropy"
+    )
     # END HIDDEN
 
 
@@ -175,7 +183,9 @@ PROMPTS, TARGETS = ["the cat", "the dog ran"], ["sat", "far away"]
 def tokenized(student, prompts=PROMPTS, targets=TARGETS, max_length=None, add_bos=False):
     out = student.probe(probes.tokenize, prompts, targets, max_length, add_bos)
     missing = {"input_ids", "attention_mask", "labels"} - set(out)
-    assert not missing, f"tokenize_prompt_target must return input_ids, attention_mask and labels; {sorted(missing)} missing"
+    assert not missing, (
+        f"tokenize_prompt_target must return input_ids, attention_mask and labels; {sorted(missing)} missing"
+    )
     return {k: expect_tensor(out[k], k) for k in ("input_ids", "attention_mask", "labels")}
 
 
@@ -184,8 +194,10 @@ def test_tokenize_input_ids(student):
     """input_ids: prompt tokens, target tokens, EOS, then right-padding with pad_token_id; int64 (B, T)."""
     ids = tokenized(student)["input_ids"]
     assert ids.dtype == torch.int64, f"input_ids must be int64 (torch.long), got {ids.dtype}"
-    assert ids.tolist() == [[2, 3, 4, 1, 0, 0], [2, 5, 6, 7, 8, 1]], \
-        f"input_ids {ids.tolist()}, expected [[2, 3, 4, 1, 0, 0], [2, 5, 6, 7, 8, 1]] (prompt, target, eos=1, right padding with pad=0)"
+    assert ids.tolist() == [[2, 3, 4, 1, 0, 0], [2, 5, 6, 7, 8, 1]], (
+        f"input_ids {ids.tolist()}, expected [[2, 3, 4, 1, 0, 0], [2, 5, 6, 7, 8, 1]] "
+        "(prompt, target, eos=1, right padding with pad=0)"
+    )
 
 
 @graded("2c-1-basic", points=1, timeout=30)
@@ -193,15 +205,19 @@ def test_tokenize_labels(student):
     """labels: -100 on the prompt and the padding; the token ids on the target and its EOS; int64."""
     labels = tokenized(student)["labels"]
     assert labels.dtype == torch.int64, f"labels must be int64 (torch.long), got {labels.dtype}"
-    assert labels.tolist() == [[-100, -100, 4, 1, -100, -100], [-100, -100, -100, 7, 8, 1]], \
-        f"labels {labels.tolist()}: the prompt and padding are -100; the target tokens and EOS keep their ids (unshifted)"
+    assert labels.tolist() == [[-100, -100, 4, 1, -100, -100], [-100, -100, -100, 7, 8, 1]], (
+        f"labels {labels.tolist()}: the prompt and padding are -100; "
+        "the target tokens and EOS keep their ids (unshifted)"
+    )
 
 
 @graded("2c-2-basic", points=1, timeout=30)
 def test_tokenize_attention_mask(student):
     """attention_mask: 1 on real tokens (prompt, target, EOS), 0 on padding."""
     mask = tokenized(student)["attention_mask"]
-    assert mask.tolist() == [[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]], f"attention_mask {mask.tolist()}: 1 on real tokens, 0 on padding"
+    assert mask.tolist() == [[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]], (
+        f"attention_mask {mask.tolist()}: 1 on real tokens, 0 on padding"
+    )
 
 
 @graded("2c-3-basic", points=1, timeout=30)
@@ -209,19 +225,24 @@ def test_tokenize_without_special_tokens(student):
     """Prompts and targets are tokenized without special tokens (here a tokenizer that, like Llama's, starts every text
     with BOS = 99 unless called with add_special_tokens=False)."""
     ids = tokenized(student, add_bos=True)["input_ids"]
-    assert 99 not in ids.tolist()[0] + ids.tolist()[1], \
-        f"input_ids {ids.tolist()} hold BOS (99): call the tokenizer with add_special_tokens=False on the prompt and the target"
+    assert 99 not in ids.tolist()[0] + ids.tolist()[1], (
+        f"input_ids {ids.tolist()} hold BOS (99): "
+        "call the tokenizer with add_special_tokens=False on the prompt and the target"
+    )
 
 
 @graded("2c-4-hidden", points=1, timeout=30)
 def test_tokenize_truncates_the_prompt_start(student):
-    """With max_length, each row keeps its target and EOS and the last tokens of its prompt (at most max_length in all)."""
+    """With max_length, each row keeps its target and EOS and the last tokens of its prompt
+    (at most max_length in all)."""
     prompts, targets = ["a b c d e f g", "h i", "j"], ["x y", "z", "w v u"]
     out = tokenized(student, prompts, targets, max_length=5)
     # BEGIN HIDDEN
     # ids: a=9 ... g=15, h=16 i=17 j=18, x=20 y=21 z=22 w=23 v=24 u=25 (k=19); eos 1, pad 0
-    assert out["input_ids"].tolist() == [[14, 15, 20, 21, 1], [16, 17, 22, 1, 0], [18, 23, 24, 25, 1]], \
-        f"input_ids {out['input_ids'].tolist()}: drop tokens from the START of the prompt so each row has at most max_length"
+    assert out["input_ids"].tolist() == [[14, 15, 20, 21, 1], [16, 17, 22, 1, 0], [18, 23, 24, 25, 1]], (
+        f"input_ids {out['input_ids'].tolist()}: "
+        "drop tokens from the START of the prompt so each row has at most max_length"
+    )
     assert out["labels"].tolist() == [[-100, -100, 20, 21, 1], [-100, -100, 22, 1, -100], [-100, 23, 24, 25, 1]], \
         f"labels {out['labels'].tolist()} after truncation"
     # END HIDDEN

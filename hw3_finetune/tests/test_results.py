@@ -23,7 +23,9 @@ def table(name):
     path = submission_path("results", f"{name}.json")
     assert path.is_file(), f"results/{name}.json is missing: run run.py (see the README, question 4)"
     runs = json.loads(path.read_text())
-    assert isinstance(runs, dict) and runs, f"results/{name}.json is not a table of runs in the cs330.training schema: rerun run.py"
+    assert isinstance(runs, dict) and runs, (
+        f"results/{name}.json is not a table of runs in the cs330.training schema: rerun run.py"
+    )
     for run_name, run in runs.items():
         problems = schema_problems(run)
         assert not problems, f"results/{name}.json, run {run_name!r}: " + "; ".join(problems)
@@ -54,12 +56,14 @@ def required_icl():
 
 
 def required_lora_lm():
-    return find(table("lora_lm"), "lora_lm", "python run.py lora-lm --task babi --k 8 --epochs 2 --max-steps 40", task="babi", k=8)
+    hint = "python run.py lora-lm --task babi --k 8 --epochs 2 --max-steps 40"
+    return find(table("lora_lm"), "lora_lm", hint, task="babi", k=8)
 
 
 @graded("4a-0-basic", points=2)
 def test_reviews_results():
-    """results/reviews.json: k = 0 (majority, zero-shot) and k = 1, 8 for head, last, all and lora4, with accuracies in [0, 1]."""
+    """results/reviews.json: k = 0 (majority, zero-shot) and k = 1, 8 for head, last, all and lora4,
+    with accuracies in [0, 1]."""
     for (k, method), run in required_reviews().items():
         acc = run["final"].get("accuracy")
         assert isinstance(acc, float) and 0.0 <= acc <= 1.0, f"reviews k={k} {method}: accuracy {acc!r}"
@@ -68,18 +72,28 @@ def test_reviews_results():
 
 @graded("4b-0-basic", points=2)
 def test_icl_results():
-    """results/icl.json: bAbI in-context learning at k = 0, 1, 4 (instruction format, order 0) on at least 50 questions."""
+    """results/icl.json: bAbI in-context learning at k = 0, 1, 4 (instruction format, order 0)
+    on at least 50 questions."""
     for k, run in required_icl().items():
-        assert isinstance(run["final"].get("accuracy"), float) and 0.0 <= run["final"]["accuracy"] <= 1.0, f"bAbI ICL k={k}: no accuracy"
-        assert run["config"].get("n_eval", 0) >= 50, f"bAbI ICL k={k}: n_eval {run['config'].get('n_eval')}; evaluate at least 50 questions"
+        assert isinstance(run["final"].get("accuracy"), float) and 0.0 <= run["final"]["accuracy"] <= 1.0, (
+            f"bAbI ICL k={k}: no accuracy"
+        )
+        assert run["config"].get("n_eval", 0) >= 50, (
+            f"bAbI ICL k={k}: n_eval {run['config'].get('n_eval')}; evaluate at least 50 questions"
+        )
 
 
 @graded("4c-0-basic", points=1)
 def test_lora_lm_results():
-    """results/lora_lm.json: a LoRA fine-tuning run of the language model on bAbI with k = 8, on at least 50 questions."""
+    """results/lora_lm.json: a LoRA fine-tuning run of the language model on bAbI with k = 8,
+    on at least 50 questions."""
     run = required_lora_lm()
-    assert run["config"].get("method", "").startswith("lora"), f"bAbI k=8: method {run['config'].get('method')!r} is not LoRA"
-    assert run["config"].get("n_eval", 0) >= 50, f"bAbI LoRA k=8: n_eval {run['config'].get('n_eval')}; evaluate at least 50 questions"
+    assert run["config"].get("method", "").startswith("lora"), (
+        f"bAbI k=8: method {run['config'].get('method')!r} is not LoRA"
+    )
+    assert run["config"].get("n_eval", 0) >= 50, (
+        f"bAbI LoRA k=8: n_eval {run['config'].get('n_eval')}; evaluate at least 50 questions"
+    )
     assert isinstance(run["final"].get("accuracy"), float), "bAbI LoRA k=8: no accuracy"
 
 
@@ -94,7 +108,9 @@ def check_written_by_run_py(run, what, keys, model, data, expected_name):
     config, env = run["config"], run["env"]
     assert set(config) == keys, f"{what}: config keys {sorted(config)}, run.py writes {sorted(keys)}: rerun run.py"
     assert config["model"] == model, f"{what}: model {config['model']!r}, the experiment uses {model!r}"
-    assert env["data_fingerprint"] == data, f"{what}: data fingerprint {env['data_fingerprint']!r}, not the course's data: rerun run.py on it"
+    assert env["data_fingerprint"] == data, (
+        f"{what}: data fingerprint {env['data_fingerprint']!r}, not the course's data: rerun run.py on it"
+    )
     assert "torch" in env["versions"], f"{what}: no versions recorded: rerun run.py"
     assert run["name"] == expected_name, f"{what}: the run is named {run['name']!r}, run.py names it {expected_name!r}"
 
@@ -102,15 +118,19 @@ def check_written_by_run_py(run, what, keys, model, data, expected_name):
 def check_losses(run, what):
     """history: one finite training loss per step 1..steps."""
     history, steps = run["history"], run["config"]["steps"]
-    assert [r["step"] for r in history] == list(range(1, steps + 1)), f"{what}: the history does not hold steps 1..{steps}"
-    assert all(isinstance(r.get("train_loss"), float) and math.isfinite(r["train_loss"]) for r in history), f"{what}: non-finite training losses"
+    assert [r["step"] for r in history] == list(range(1, steps + 1)), (
+        f"{what}: the history does not hold steps 1..{steps}"
+    )
+    assert all(isinstance(r.get("train_loss"), float) and math.isfinite(r["train_loss"]) for r in history), (
+        f"{what}: non-finite training losses"
+    )
 # END HIDDEN
 
 
 @graded("4a-1-hidden", points=1)
 def test_reviews_runs_from_run_py():
-    """The required reviews runs were written by run.py on the course's reviews: settings, model, data fingerprint, trainable
-    parameters, learning rate and one training loss per step."""
+    """The required reviews runs were written by run.py on the course's reviews: settings, model, data fingerprint,
+    trainable parameters, learning rate and one training loss per step."""
     runs = required_reviews()
     # BEGIN HIDDEN
     for (k, method), run in runs.items():
@@ -118,36 +138,47 @@ def test_reviews_runs_from_run_py():
         keys = {"model", "k", "method"} | ({"steps", "lr", "seed"} if k else set())
         check_written_by_run_py(run, what, keys, ENCODER, REVIEWS_DATA, f"k{k}-{method}")
         final = run["final"]
-        assert abs(final["accuracy"] * 500 - round(final["accuracy"] * 500)) < 1e-3, f"{what}: not an accuracy on the 500 evaluation reviews"
+        assert abs(final["accuracy"] * 500 - round(final["accuracy"] * 500)) < 1e-3, (
+            f"{what}: not an accuracy on the 500 evaluation reviews"
+        )
         if k == 0:
             assert final["trainable_params"] == 0 and run["history"] == [], f"{what}: k = 0 trains nothing"
             continue
         assert final["trainable_params"] == REVIEW_PARAMS[method], \
             f"{what}: {final['trainable_params']} trainable parameters, expected {REVIEW_PARAMS[method]:,}"
-        assert run["config"]["lr"] == REVIEW_LR[method] and run["config"]["steps"] >= 30, f"{what}: not run.py's settings"
+        assert run["config"]["lr"] == REVIEW_LR[method] and run["config"]["steps"] >= 30, (
+            f"{what}: not run.py's settings"
+        )
         check_losses(run, what)
     # END HIDDEN
 
 
 @graded("4a-2-hidden", points=1)
 def test_reviews_runs_reach_the_bars():
-    """Majority 0.200 and zero-shot at least 0.22 on the 500 evaluation reviews; every fine-tuning run's mean training loss
-    over its last 5 steps is below 97% of its first step's (the reference: 14% to 94%)."""
+    """Majority 0.200 and zero-shot at least 0.22 on the 500 evaluation reviews; every fine-tuning run's mean
+    training loss over its last 5 steps is below 97% of its first step's (the reference: 14% to 94%)."""
     runs = required_reviews()
     # BEGIN HIDDEN
-    assert abs(runs[0, "majority"]["final"]["accuracy"] - 0.2) < 1e-6, "the majority class scores 0.2 on the balanced evaluation set"
-    assert runs[0, "zero-shot"]["final"]["accuracy"] >= 0.22, f"zero-shot accuracy {runs[0, 'zero-shot']['final']['accuracy']:.3f} < 0.22"
+    assert abs(runs[0, "majority"]["final"]["accuracy"] - 0.2) < 1e-6, (
+        "the majority class scores 0.2 on the balanced evaluation set"
+    )
+    assert runs[0, "zero-shot"]["final"]["accuracy"] >= 0.22, (
+        f"zero-shot accuracy {runs[0, 'zero-shot']['final']['accuracy']:.3f} < 0.22"
+    )
     for (k, method), run in runs.items():
         if k:
             losses = [r["train_loss"] for r in run["history"]]
-            assert losses and sum(losses[-5:]) / len(losses[-5:]) < 0.97 * losses[0], \
-                f"reviews k={k} {method}: training loss {losses[0]:.3f} -> {losses[-1]:.3f} does not fall (check the loss and what is trained)"
+            assert losses and sum(losses[-5:]) / len(losses[-5:]) < 0.97 * losses[0], (
+                f"reviews k={k} {method}: training loss {losses[0]:.3f} -> {losses[-1]:.3f} does not fall "
+                "(check the loss and what is trained)"
+            )
     # END HIDDEN
 
 
 @graded("4b-1-hidden", points=1)
 def test_icl_runs_from_run_py():
-    """The required bAbI ICL runs were written by run.py on bAbI QA1: settings, model, data fingerprint, nothing trained."""
+    """The required bAbI ICL runs were written by run.py on bAbI QA1: settings, model, data fingerprint,
+    nothing trained."""
     runs = required_icl()
     # BEGIN HIDDEN
     for k, run in runs.items():
@@ -155,8 +186,12 @@ def test_icl_runs_from_run_py():
         check_written_by_run_py(run, what, {"model", "task", "k", "method", "order", "n_eval", "seed"}, LM, BABI_DATA,
                                 f"babi-k{k}-icl-instruction-order0")
         n = run["config"]["n_eval"]
-        assert abs(run["final"]["accuracy"] * n - round(run["final"]["accuracy"] * n)) < 1e-6, f"{what}: not an accuracy on {n} questions"
-        assert run["final"]["trainable_params"] == 0 and run["history"] == [], f"{what}: in-context learning trains nothing"
+        assert abs(run["final"]["accuracy"] * n - round(run["final"]["accuracy"] * n)) < 1e-6, (
+            f"{what}: not an accuracy on {n} questions"
+        )
+        assert run["final"]["trainable_params"] == 0 and run["history"] == [], (
+            f"{what}: in-context learning trains nothing"
+        )
     # END HIDDEN
 
 
@@ -166,7 +201,9 @@ def test_icl_runs_reach_the_bars():
     acc = {k: run["final"]["accuracy"] for k, run in required_icl().items()}
     # BEGIN HIDDEN
     for k, bar in ((1, 0.30), (4, 0.20)):
-        assert acc[k] >= bar, f"bAbI ICL k={k}: accuracy {acc[k]:.2f} < {bar} (check the prompt format and greedy_decode)"
+        assert acc[k] >= bar, (
+            f"bAbI ICL k={k}: accuracy {acc[k]:.2f} < {bar} (check the prompt format and greedy_decode)"
+        )
     # END HIDDEN
 
 
@@ -178,10 +215,13 @@ def test_lora_lm_run_from_run_py():
     # BEGIN HIDDEN
     what = "bAbI LoRA k=8"
     method = run["config"]["method"]
-    check_written_by_run_py(run, what, {"model", "task", "k", "method", "n_eval", "steps", "lr", "seed"}, LM, BABI_DATA, f"babi-k8-{method}")
+    keys = {"model", "task", "k", "method", "n_eval", "steps", "lr", "seed"}
+    check_written_by_run_py(run, what, keys, LM, BABI_DATA, f"babi-k8-{method}")
     rank = int(method[len("lora"):])
-    assert run["final"]["trainable_params"] == LM_LORA_PER_RANK * rank, \
-        f"{what}: {run['final']['trainable_params']} trainable parameters, LoRA rank {rank} on q_proj/v_proj has {LM_LORA_PER_RANK * rank:,}"
+    assert run["final"]["trainable_params"] == LM_LORA_PER_RANK * rank, (
+        f"{what}: {run['final']['trainable_params']} trainable parameters, "
+        f"LoRA rank {rank} on q_proj/v_proj has {LM_LORA_PER_RANK * rank:,}"
+    )
     check_losses(run, what)
     # END HIDDEN
 
@@ -194,6 +234,8 @@ def test_lora_lm_run_reaches_the_bar():
     # BEGIN HIDDEN
     assert run["final"]["accuracy"] >= 0.25, f"bAbI LoRA k=8: accuracy {run['final']['accuracy']:.2f} < 0.25"
     losses = [r["train_loss"] for r in run["history"]]
-    assert losses and losses[-1] <= 0.25 * losses[0], \
-        f"bAbI LoRA k=8: training loss {losses[0]:.3f} -> {losses[-1]:.3f}: the 8 answers are not fitted (check lm_loss_and_accuracy)"
+    assert losses and losses[-1] <= 0.25 * losses[0], (
+        f"bAbI LoRA k=8: training loss {losses[0]:.3f} -> {losses[-1]:.3f}: "
+        "the 8 answers are not fitted (check lm_loss_and_accuracy)"
+    )
     # END HIDDEN

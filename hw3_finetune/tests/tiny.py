@@ -41,15 +41,21 @@ class FakeBertClassifier(nn.Module):
     def __init__(self, num_labels=3, layers=3, hidden=16, vocab=50, positions=32):
         super().__init__()
         h, i = hidden, 2 * hidden
-        self.config = SimpleNamespace(num_hidden_layers=layers, hidden_size=h, intermediate_size=i, num_labels=num_labels)
-        block = lambda: _module(
-            attention=_module(self=_module(query=nn.Linear(h, h), key=nn.Linear(h, h), value=nn.Linear(h, h)),
-                              output=_module(dense=nn.Linear(h, h), LayerNorm=nn.LayerNorm(h))),
-            intermediate=_module(dense=nn.Linear(h, i)), output=_module(dense=nn.Linear(i, h), LayerNorm=nn.LayerNorm(h)))
+        self.config = SimpleNamespace(num_hidden_layers=layers, hidden_size=h, intermediate_size=i,
+                                      num_labels=num_labels)
+
+        def block():
+            return _module(
+                attention=_module(self=_module(query=nn.Linear(h, h), key=nn.Linear(h, h), value=nn.Linear(h, h)),
+                                  output=_module(dense=nn.Linear(h, h), LayerNorm=nn.LayerNorm(h))),
+                intermediate=_module(dense=nn.Linear(h, i)),
+                output=_module(dense=nn.Linear(i, h), LayerNorm=nn.LayerNorm(h)))
+
         self.bert = _module(
             embeddings=_module(word_embeddings=nn.Embedding(vocab, h), position_embeddings=nn.Embedding(positions, h),
                                token_type_embeddings=nn.Embedding(2, h), LayerNorm=nn.LayerNorm(h)),
-            encoder=_module(layer=nn.ModuleList([block() for _ in range(layers)])), pooler=_module(dense=nn.Linear(h, h)))
+            encoder=_module(layer=nn.ModuleList([block() for _ in range(layers)])),
+            pooler=_module(dense=nn.Linear(h, h)))
         self.classifier = nn.Linear(h, num_labels)
 
     def get_output_embeddings(self):
@@ -64,7 +70,8 @@ def fake_bert(num_labels=3, layers=3, hidden=16, seed=0):
 
 
 class CausalLMOutput:
-    """``out.logits`` (1, T, V) and the new cache (``out.cache``, also ``out.past_key_values``); ``out[0]`` is the logits."""
+    """``out.logits`` (1, T, V) and the new cache (``out.cache``, also ``out.past_key_values``);
+    ``out[0]`` is the logits."""
 
     def __init__(self, logits, cache):
         self.logits, self.cache, self.past_key_values = logits, cache, cache
@@ -74,18 +81,21 @@ class CausalLMOutput:
 
 
 class FakeCausalLM(nn.Module):
-    """A small causal transformer with a key/value cache and Llama's module names (``model.layers.{i}.self_attn.q_proj``...,
-    ``lm_head``), learned positions instead of rotary ones. ``cache``: one (keys, values) pair per block, each (1, t, H)."""
+    """A small causal transformer with a key/value cache and Llama's module names
+    (``model.layers.{i}.self_attn.q_proj``..., ``lm_head``), learned positions instead of rotary ones.
+    ``cache``: one (keys, values) pair per block, each (1, t, H)."""
 
     def __init__(self, layers=2, hidden=16, vocab=64, positions=128):
         super().__init__()
         h = hidden
         self.config = SimpleNamespace(num_hidden_layers=layers, hidden_size=h, vocab_size=vocab)
-        block = lambda: _module(
-            self_attn=_module(q_proj=nn.Linear(h, h, bias=False), k_proj=nn.Linear(h, h, bias=False),
-                              v_proj=nn.Linear(h, h, bias=False), o_proj=nn.Linear(h, h, bias=False)),
-            mlp=_module(up_proj=nn.Linear(h, 2 * h, bias=False), down_proj=nn.Linear(2 * h, h, bias=False)),
-            input_layernorm=nn.LayerNorm(h), post_attention_layernorm=nn.LayerNorm(h))
+        def block():
+            return _module(
+                self_attn=_module(q_proj=nn.Linear(h, h, bias=False), k_proj=nn.Linear(h, h, bias=False),
+                                  v_proj=nn.Linear(h, h, bias=False), o_proj=nn.Linear(h, h, bias=False)),
+                mlp=_module(up_proj=nn.Linear(h, 2 * h, bias=False), down_proj=nn.Linear(2 * h, h, bias=False)),
+                input_layernorm=nn.LayerNorm(h), post_attention_layernorm=nn.LayerNorm(h))
+
         self.model = _module(embed_tokens=nn.Embedding(vocab, h), embed_positions=nn.Embedding(positions, h),
                              layers=nn.ModuleList([block() for _ in range(layers)]), norm=nn.LayerNorm(h))
         self.lm_head = nn.Linear(h, vocab, bias=False)

@@ -193,7 +193,8 @@ def mr_maml_samples(code, log_sigma, seeds, seed=0):
 
 @on_stated_gaussian("maml")
 def mr_maml_regularizer(code, log_sigma, seed=0):
-    """``regularizer()`` of a seeded MR-MAML with ``log_sigma`` loaded, and its gradients in the means and log-sigmas."""
+    """``regularizer()`` of a seeded MR-MAML with ``log_sigma`` loaded, and its gradients in the means
+    and log-sigmas."""
     model = _mr_maml(code, seed, log_sigma)
     kl = model.regularizer()
     out = {"kl": kl, "grads": None}
@@ -278,7 +279,10 @@ def head_neg_elbo_steps(code, inputs, kl_weight, h):
     out = {}
     for k, name in enumerate(("mu", "rho")):
         axes = torch.eye(inputs[k].shape[0], dtype=inputs[k].dtype)
-        moved = lambda d: model.support_neg_elbo(*inputs[:k], inputs[k] + d, *inputs[k + 1:]).detach()  # noqa: E731
+
+        def moved(d, k=k):
+            return model.support_neg_elbo(*inputs[:k], inputs[k] + d, *inputs[k + 1:]).detach()
+
         out[name] = {"plus": [moved(h * e) for e in axes], "minus": [moved(-h * e) for e in axes]}
     return out
 

@@ -52,7 +52,9 @@ def test_elbo_log_likelihood(student, reference):
     got = elbo_terms(student, 4, 1)
     log_lik = got["log_lik"]
     other = student.probe(probes.np_elbo, tasks(B=4, seed=1), 1, 6)["log_lik"]  # the same model, another generator seed
-    assert not torch.equal(log_lik, other), "another generator seed gives the same log_lik: draw z with sample_gaussian(..., generator=generator)"
+    assert not torch.equal(log_lik, other), (
+        "another generator seed gives the same log_lik: draw z with sample_gaussian(..., generator=generator)"
+    )
     # BEGIN HIDDEN
     want = reference.probe(probes.np_elbo, tasks(B=4, seed=1), 1, 5)
     if torch.allclose(log_lik * 6, want["log_lik"], rtol=1e-4):
@@ -124,4 +126,6 @@ def test_latent_np_short_training_run(student):
     mean = expect_tensor(got["mean"], "the trained model's predictive mean", (100, 20, 1))
     assert torch.isfinite(mean).all(), "non-finite predictions after training"
     mse, zero = float(((mean - t.y_query) ** 2).mean()), float((t.y_query**2).mean())
-    assert mse < 0.7 * zero, f"10-shot MSE {mse:.2f} after 400 steps; predicting 0 gives {zero:.2f}: the ELBO does not train"
+    assert mse < 0.7 * zero, (
+        f"10-shot MSE {mse:.2f} after 400 steps; predicting 0 gives {zero:.2f}: the ELBO does not train"
+    )

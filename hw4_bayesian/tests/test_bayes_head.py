@@ -43,7 +43,9 @@ def test_support_neg_elbo_likelihood_term(student):
     value, _ = neg_elbo(student, (mu0, rho0, mu0, rho0, *rest), kl_weight=0.0)
     expected = probes.stated_neg_elbo(0.0)(mu0, rho0, mu0, rho0, *rest)  # the docstring's formula
     feats = rest[1]
-    assert not torch.allclose(value, expected * feats.shape[0], rtol=1e-5), "the NLL is summed over the support points: take the mean"
+    assert not torch.allclose(value, expected * feats.shape[0], rtol=1e-5), (
+        "the NLL is summed over the support points: take the mean"
+    )
     assert torch.allclose(value, expected, rtol=1e-5), (
         f"kl_weight 0: {float(value):.6f}, expected {float(expected):.6f} (mean NLL over samples and points; "
         "w = mu + exp(rho) * eps: rho is a log-std)")
@@ -62,7 +64,8 @@ def test_support_neg_elbo_kl_term(student):
         term = value - likelihood
         assert torch.allclose(term, weight * kl, rtol=1e-5), (
             f"kl_weight {weight}: the KL term (your value minus your value at kl_weight 0) is {float(term):.6f}, "
-            f"expected {float(weight * kl):.6f} (KL(q || p) / M times kl_weight; kl_diag_gaussians takes log-variances: 2 * rho)")
+            f"expected {float(weight * kl):.6f} (KL(q || p) / M times kl_weight; "
+            "kl_diag_gaussians takes log-variances: 2 * rho)")
 
 
 def own_gradients(student, inputs, kl_weight, h=1e-6):
@@ -88,7 +91,8 @@ def test_support_neg_elbo_gradients(student):
         assert torch.allclose(grads[0], own[0], rtol=1e-4, atol=1e-6), \
             "kl_weight 0: the gradient in mu is not the derivative of your value (the mean NLL's; detached?)"
         assert torch.allclose(grads[1], own[1], rtol=1e-4, atol=1e-6), \
-            "kl_weight 0: the gradient in rho is not the derivative of your value (w = mu + exp(rho) * eps, not detached?)"
+            "kl_weight 0: the gradient in rho is not the derivative of your value (w = mu + exp(rho) * eps, " \
+            "not detached?)"
     _, with_kl = neg_elbo(student, inputs, kl_weight=1.0)
     assert with_kl is not None and (with_kl[1] - grads[1]).abs().max() > 1e-6, \
         "the KL term adds no gradient in rho: compute it from mu and rho without detaching"
@@ -102,10 +106,14 @@ def test_meta_loss_value(student, reference):
     got = student.probe(probes.head_meta_loss, t, 3, 11)
     loss = expect_tensor(got["loss"], "GaussianHeadMAML.loss", ())
     other = expect_tensor(student.probe(probes.head_meta_loss, t, 3, 12)["loss"], "loss", ())
-    assert not torch.equal(loss, other), "another generator seed gives the same loss: draw the noise with self.draw_noise(..., generator)"
+    assert not torch.equal(loss, other), (
+        "another generator seed gives the same loss: draw the noise with self.draw_noise(..., generator)"
+    )
     # BEGIN HIDDEN
     want = reference.probe(probes.head_meta_loss, t, 3, 11)
-    assert torch.allclose(loss, want["loss"], rtol=1e-6), f"loss {float(loss):.8f} != reference {float(want['loss']):.8f}"
+    assert torch.allclose(loss, want["loss"], rtol=1e-6), (
+        f"loss {float(loss):.8f} != reference {float(want['loss']):.8f}"
+    )
     # END HIDDEN
 
 
@@ -131,7 +139,8 @@ def test_meta_gradient_is_second_order(student, reference):
     scale = float(g @ torch.cat([want["grads"][n].flatten() for n in names]) / (g @ g))  # the loss's scale is 3d-3's
     for n, r in want["grads"].items():
         if n in ("prior_mu", "prior_rho") and torch.allclose(scale * got["grads"][n], first["grads"][n], rtol=1e-6):
-            raise AssertionError(f"{n}: the meta-gradient is first order; differentiate through the inner loop (train=True)")
+            raise AssertionError(f"{n}: the meta-gradient is first order; "
+                                 "differentiate through the inner loop (train=True)")
         assert scale > 0 and torch.allclose(scale * got["grads"][n], r, rtol=1e-5, atol=1e-9), \
             f"meta-gradient of {n} differs from the reference"
     # END HIDDEN

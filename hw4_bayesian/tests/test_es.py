@@ -32,8 +32,9 @@ def test_es_unbiased_on_a_quadratic(student):
         # draw) land 0.036 |true| away, and a wrong factor (2, 1/2, sigma) lands >= 0.5 |true| away
         ratio = float(g @ true / (true @ true))
         assert (g - true).norm() < 0.15 * true.norm(), (
-            f"sigma={sigma}: the estimate {g.tolist()} is not the gradient {true.tolist()} (it is ~{ratio:.2f} times it "
-            "along the gradient): divide the sum by 2 sigma P, the 2 because each pair spans 2 sigma eps")
+            f"sigma={sigma}: the estimate {g.tolist()} is not the gradient {true.tolist()} "
+            f"(it is ~{ratio:.2f} times it along the gradient): divide the sum by 2 sigma P, "
+            "the 2 because each pair spans 2 sigma eps")
 
 
 @graded("4a-1-hidden", points=2)
@@ -55,5 +56,7 @@ def test_es_antithetic_form(student, reference):
     g2 = estimate(student, "wavy", theta, 0.05, 9, seed=4)
     # BEGIN HIDDEN
     ref = reference.probe(probes.es_estimate, "wavy", theta, 0.05, 9, 4, A=A, b=b)
-    assert torch.allclose(along(g2, ref), ref, rtol=1e-6), "the estimate on a non-quadratic is not along the reference's"
+    assert torch.allclose(along(g2, ref), ref, rtol=1e-6), (
+        "the estimate on a non-quadratic is not along the reference's"
+    )
     # END HIDDEN

@@ -30,7 +30,8 @@ def test_sample_gaussian_shape_mean_and_generator(student):
         return student.probe(probes.sample, mu, logvar, n_samples, seed)
 
     z = expect_tensor(sample(MU, LOGVAR, 20000, 0), "sample_gaussian", (20000, 2))
-    error = (z.mean(0) - MU).abs() / (z.std(0) / 20000**0.5)  # in standard errors of the sample mean, whatever the spread
+    # in standard errors of the sample mean, whatever the spread
+    error = (z.mean(0) - MU).abs() / (z.std(0) / 20000**0.5)
     assert (error < 5).all(), f"sample means {z.mean(0).tolist()}, expected mu = {MU.tolist()}"
     again = expect_tensor(sample(MU, LOGVAR, 20000, 0), "sample_gaussian")
     other = expect_tensor(sample(MU, LOGVAR, 20000, 1), "sample_gaussian")
@@ -67,7 +68,8 @@ def test_sample_gaussian_spread_and_values(student, reference):
     z = expect_tensor(student.probe(probes.sample, mu, logvar, 5, 3), "sample_gaussian", (5, 3, 4))
     again = expect_tensor(student.probe(probes.sample, mu, logvar, 5, 3), "sample_gaussian", (5, 3, 4))
     # BEGIN HIDDEN
-    if torch.equal(z, again):  # samples not drawn from the generator lose 1a-0's point only: then the spread decides here
+    # samples not drawn from the generator lose 1a-0's point only: then the spread decides here
+    if torch.equal(z, again):
         ref = reference.gaussian.sample_gaussian(mu, logvar, 5, generator=torch.Generator().manual_seed(3))
         assert torch.allclose(z, ref, rtol=1e-5, atol=1e-6), "seeded samples differ from mu + exp(logvar / 2) * eps"
     # END HIDDEN
@@ -136,7 +138,9 @@ def test_mixture_nll_value(student):
     # BEGIN HIDDEN
     expected = -Normal(mu, (0.5 * logvar).exp()).log_prob(y).exp().mean(0).log()
     summed = expected - math.log(7)
-    assert not torch.allclose(out, summed, rtol=1e-5), "the mixture is uniform: average the densities (log S), do not sum them"
+    assert not torch.allclose(out, summed, rtol=1e-5), (
+        "the mixture is uniform: average the densities (log S), do not sum them"
+    )
     assert torch.allclose(out, expected, rtol=1e-5), "mixture NLL differs from -log mean_s N(y; mu_s, var_s)"
     # END HIDDEN
 
@@ -144,8 +148,8 @@ def test_mixture_nll_value(student):
 @graded("1c-2-basic", points=1)
 def test_mixture_nll_is_stable_in_the_tails(student):
     """mixture_nll stays finite where every density underflows (y far in the tails): compute it in log space."""
-    far = student.probe(probes.mixture, torch.tensor([1e3], dtype=torch.float64), torch.zeros(4, 1, dtype=torch.float64),
-                        torch.full((4, 1), -6.0, dtype=torch.float64))
+    far = student.probe(probes.mixture, torch.tensor([1e3], dtype=torch.float64),
+                        torch.zeros(4, 1, dtype=torch.float64), torch.full((4, 1), -6.0, dtype=torch.float64))
     far = expect_tensor(far, "mixture_nll", (1,))
     expected = 0.5 * (math.log(2 * math.pi) - 6.0 + 1e6 * math.exp(6.0))  # four equal components: one Gaussian's NLL
     assert torch.isfinite(far).all() and abs(float(far) / expected - 1) < 1e-5, (

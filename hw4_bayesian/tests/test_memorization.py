@@ -21,7 +21,8 @@ def fixed_labels(B, K):
 def shuffled(student, B, K, Q, seed):
     out = student.probe(probes.shuffle, fixed_labels(B, K), fixed_labels(B, Q), seed)
     assert isinstance(out, (tuple, list)) and len(out) == 2, "shuffle_labels returns (support_y', query_y')"
-    return expect_tensor(out[0], "shuffle_labels (support)", (B, N * K)), expect_tensor(out[1], "shuffle_labels (query)", (B, N * Q))
+    return (expect_tensor(out[0], "shuffle_labels (support)", (B, N * K)),
+            expect_tensor(out[1], "shuffle_labels (query)", (B, N * Q)))
 
 
 @graded("2a-0-basic", points=2)
@@ -31,8 +32,12 @@ def test_shuffle_labels_is_one_permutation_per_task(student):
     new_s, new_q = shuffled(student, 64, 2, 3, seed=0)
     for b in range(64):
         perm_s = new_s[b].view(N, 2)[:, 0]
-        assert sorted(perm_s.tolist()) == list(range(N)), f"task {b}: support labels are not a permutation of 0..{N - 1}"
-        assert (new_s[b].view(N, 2) == perm_s[:, None]).all(), f"task {b}: two examples of one class got different labels"
+        assert sorted(perm_s.tolist()) == list(range(N)), (
+            f"task {b}: support labels are not a permutation of 0..{N - 1}"
+        )
+        assert (new_s[b].view(N, 2) == perm_s[:, None]).all(), (
+            f"task {b}: two examples of one class got different labels"
+        )
         assert torch.equal(new_q[b].view(N, 3)[:, 0], perm_s) and (new_q[b].view(N, 3) == perm_s[:, None]).all(), (
             f"task {b}: the query set is relabelled differently from the support set; a task's support and query "
             "must share one permutation, else the support no longer tells the query's labels")
@@ -49,7 +54,8 @@ def test_shuffled_labels_differ_across_tasks(student):
     B = 5000
     big, _ = shuffled(student, B, 1, 1, seed=1)
     # BEGIN HIDDEN
-    counts = torch.stack([torch.bincount(big[:, j].long(), minlength=N)[:N] for j in range(N)]).float() / B  # (position, label)
+    # (position, label)
+    counts = torch.stack([torch.bincount(big[:, j].long(), minlength=N)[:N] for j in range(N)]).float() / B
     assert (counts - 1 / N).abs().max() < 0.03, f"label frequencies per class position are not uniform:\n{counts}"
     # END HIDDEN
 
@@ -67,9 +73,13 @@ def test_support_sensitivity_extremes(student):
     """support_sensitivity: one value per task, 0 for a predictor that ignores the support, 1 for one that follows
     the support labels (its argmax changes with every relabelled support)."""
     sx, sy, qx = episode(B=32)  # 32 tasks: every shift value is drawn
-    ignore = expect_tensor(student.probe(probes.sensitivity, "memoriser", sx, sy, qx, seed=0), "support_sensitivity", (32,))
-    follow = expect_tensor(student.probe(probes.sensitivity, "follower", sx, sy, qx, seed=0), "support_sensitivity", (32,))
-    assert torch.allclose(ignore.double(), torch.zeros(32, dtype=torch.float64)), f"a memoriser must score 0, got {ignore.tolist()}"
+    ignore = expect_tensor(student.probe(probes.sensitivity, "memoriser", sx, sy, qx, seed=0),
+                           "support_sensitivity", (32,))
+    follow = expect_tensor(student.probe(probes.sensitivity, "follower", sx, sy, qx, seed=0),
+                           "support_sensitivity", (32,))
+    assert torch.allclose(ignore.double(), torch.zeros(32, dtype=torch.float64)), (
+        f"a memoriser must score 0, got {ignore.tolist()}"
+    )
     assert torch.allclose(follow.double(), torch.ones(32, dtype=torch.float64)), (
         f"a learner following the support labels must score 1, got {follow.tolist()}: relabel the support with "
         "cyclic_relabel (no label keeps its value) and compare the argmax predictions")
@@ -82,14 +92,16 @@ def test_support_sensitivity_per_task(student):
     sx, sy, qx = episode(B=6, seed=1)
     got = expect_tensor(student.probe(probes.sensitivity, "half", sx, sy, qx, seed=2), "support_sensitivity", (6,))
     # BEGIN HIDDEN
-    assert torch.allclose(got.double(), torch.tensor([1.0, 0.0] * 3, dtype=torch.float64)), f"expected [1, 0, 1, 0, 1, 0], got {got.tolist()}"
+    assert torch.allclose(got.double(), torch.tensor([1.0, 0.0] * 3, dtype=torch.float64)), (
+        f"expected [1, 0, 1, 0, 1, 0], got {got.tolist()}"
+    )
     # END HIDDEN
 
 
 def tiny_images(B=2, K=1, Q=2, seed=0):
     g = torch.Generator().manual_seed(seed)
-    return (torch.rand(B, N * K, 1, 28, 28, generator=g), fixed_labels(B, K), torch.rand(B, N * Q, 1, 28, 28, generator=g),
-            fixed_labels(B, Q))
+    return (torch.rand(B, N * K, 1, 28, 28, generator=g), fixed_labels(B, K),
+            torch.rand(B, N * Q, 1, 28, 28, generator=g), fixed_labels(B, Q))
 
 
 def standard_kl(mu, logvar):
@@ -100,7 +112,8 @@ def standard_kl(mu, logvar):
 @graded("2c-0-hidden", points=2)
 def test_activation_bottleneck_kl_value(student, reference):
     """The stochastic black-box learner's KL term is KL(N(mu, sigma^2) || N(0, I)) of each query code, summed over
-    the code's dims and averaged over the queries (of every task); total = CE + beta * KL. Hidden: seeded KL terms equal the reference's."""
+    the code's dims and averaged over the queries (of every task); total = CE + beta * KL. Hidden: seeded KL terms
+    equal the reference's."""
     for seed in (0, 1):
         got = student.probe(probes.blackbox_terms, tiny_images(seed=seed), 0.5, seed, seed)
         kl = expect_tensor(got["kl"], "BlackBoxClassifier.loss (KL)", ())
@@ -122,7 +135,9 @@ def test_activation_bottleneck_gradient(student):
     """beta * KL sends a gradient to the encoder (the conv body and the log-variance layer): the KL is computed
     from the query codes' (mu, logvar) in the graph, not from detached copies."""
     got = student.probe(probes.blackbox_terms, tiny_images(), 0.5, 0, 0)
-    assert got.get("grads") is not None, "the KL term carries no gradient: compute it from (mu, logvar) without detaching"
+    assert got.get("grads") is not None, (
+        "the KL term carries no gradient: compute it from (mu, logvar) without detaching"
+    )
     to_logvar, conv = got["grads"]
     assert to_logvar.abs().sum() > 0 and conv.abs().sum() > 0, \
         "the regulariser's gradient must reach the encoder and to_logvar (are mu or logvar detached?)"
@@ -152,7 +167,9 @@ def test_weight_bottleneck_samples(student):
     for n in mu:
         expect_tensor(a[n], f"meta_params()[{n!r}]", tuple(mu[n].shape))
         if n in state["stochastic"]:
-            assert torch.equal(a[n], again[n]), f"{n}: the same generator seed must give the same sample (pass generator=)"
+            assert torch.equal(a[n], again[n]), (
+                f"{n}: the same generator seed must give the same sample (pass generator=)"
+            )
             assert not torch.equal(a[n], other[n]), f"{n}: another generator seed must give another sample"
         else:
             assert torch.equal(a[n], mu[n]), f"{n}: the head is adapted by the inner loop and not sampled"
@@ -181,7 +198,8 @@ def test_weight_bottleneck_kl(student):
     ls = log_sigmas(state, seed=6)
     got = student.probe(probes.mr_maml_regularizer, ls)
     kl = expect_tensor(got["kl"], "MRMAML.regularizer", ())
-    expected = sum(standard_kl(state["mu"][n].double().flatten(), 2 * ls[key(n)].double().flatten()) for n in state["stochastic"])
+    expected = sum(standard_kl(state["mu"][n].double().flatten(), 2 * ls[key(n)].double().flatten())
+                   for n in state["stochastic"])
     assert torch.allclose(kl.double(), expected, rtol=1e-4), (
         f"KL {float(kl):.4f}, expected {float(expected):.4f}: the sum over every body weight (no mean), "
         "with logvar = 2 * log_sigma and the prior N(0, I)")
@@ -189,7 +207,9 @@ def test_weight_bottleneck_kl(student):
     assert got["grads"] is not None, "the KL carries no gradient"
     for name in state["stochastic"]:
         mu, s = state["mu"][name].double(), ls[key(name)].double()
-        assert torch.allclose(got["grads"]["mu"][name].double(), mu, rtol=1e-4, atol=1e-6), f"{name}: d KL / d mu must be mu"
+        assert torch.allclose(got["grads"]["mu"][name].double(), mu, rtol=1e-4, atol=1e-6), (
+            f"{name}: d KL / d mu must be mu"
+        )
         assert torch.allclose(got["grads"]["log_sigma"][key(name)].double(), (2 * s).exp() - 1, rtol=1e-4, atol=1e-6), \
             f"{name}: d KL / d log_sigma must be sigma^2 - 1"
     # END HIDDEN

@@ -117,7 +117,8 @@ from pathlib import Path
 def _snoop():
     """Look everywhere a student could for the hidden tests or the reference solution."""
     me = sys.modules[__name__]
-    found = [name for name, mod in list(sys.modules.items()) if hasattr(mod, "softmax") and mod is not me and "torch" not in name and "triton" not in name]
+    found = [name for name, mod in list(sys.modules.items())
+             if hasattr(mod, "softmax") and mod is not me and "torch" not in name and "triton" not in name]
     # where the grader's secrets live: its temp folders, the homework sources, the reference
     import cs330
     roots = [p for p in Path("/tmp").iterdir() if p.name.startswith("cs330-")]

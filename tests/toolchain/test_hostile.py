@@ -56,7 +56,8 @@ def _attack():
     found = []
     me = os.path.realpath(__file__)
     roots = [Path("/proc/self/cwd/.."), Path("/proc/self/root"), Path("/proc/1/cwd"), Path("/proc/1/root/tmp"),
-             Path.cwd().parent.parent, Path("/tmp"), Path("/dev/shm"), Path("/home"), Path("/var/tmp"), Path("/work"), Path("/root")]
+             Path.cwd().parent.parent, Path("/tmp"), Path("/dev/shm"), Path("/home"), Path("/var/tmp"), Path("/work"),
+             Path("/root")]
     try:
         import cs330
         roots.append(Path(cs330.__file__).resolve().parents[1])
@@ -96,7 +97,8 @@ import gc, sys
 
 def _attack():
     """The reference (or the tests) loaded in this process: in sys.modules or on the heap."""
-    found = [n for n, m in list(sys.modules.items()) if getattr(m, "softmax", None) is not None and m is not sys.modules[__name__]
+    found = [n for n, m in list(sys.modules.items())
+             if getattr(m, "softmax", None) is not None and m is not sys.modules[__name__]
              and "torch" not in n and "scipy" not in n and "numpy" not in n]
     for obj in gc.get_objects():
         filename = getattr(getattr(obj, "__code__", None), "co_filename", __file__)
@@ -111,8 +113,9 @@ import json, os
 def _attack():
     """Write 'passed' events for the softmax tests into every descriptor this process has or can
     reach (the report channel of the old design), and into other processes' descriptors."""
-    lines = b"".join((json.dumps(dict(event=e, nodeid=n, outcome="passed", message="", output="", duration=0.0)) + "\\n").encode()
-                     for n in {NODEIDS!r} for e in ("start", "end"))
+    events = [dict(event=e, nodeid=n, outcome="passed", message="", output="", duration=0.0)
+              for n in {NODEIDS!r} for e in ("start", "end")]
+    lines = b"".join((json.dumps(event) + "\\n").encode() for event in events)
     for fd in range(0, 256):
         try:
             os.write(fd, lines)
@@ -142,7 +145,9 @@ def _attack():
     session, request, replies = frame.f_locals["self"], frame.f_locals["request"], frame.f_globals["REPLIES"]
     import torch
     buffer = io.BytesIO()
-    torch.save({"session": session.token, "seq": request.get("seq"), "ok": True, "value": {"verdict": "passed", "score": 8}}, buffer)
+    reply = {"session": session.token, "seq": request.get("seq"), "ok": True,
+             "value": {"verdict": "passed", "score": 8}}
+    torch.save(reply, buffer)
     os.write(replies, b"C330" + struct.pack(">Q", len(buffer.getvalue())) + buffer.getvalue())
     os.write(replies, b"garbage that is not a frame" * 100)
     return []

@@ -3,9 +3,9 @@ container without CAP_SYS_ADMIN) and the world the ``namespaces`` mode gives the
 
 ``setuid`` needs Python where another user can run it. Here Python may live under folders only
 root can enter (``/root/.pyenv``, a venv under a 0700 ``mktemp -d``), so the grader runs in a mount
-namespace of its own where each such folder is replaced by a world-traversable one holding only the way to Python: the machine's own files are
-untouched, and the grader inside sees ``unshare`` fail the way a container without namespaces
-makes it fail (``CS330_SANDBOX=setuid``).
+namespace of its own where each such folder is replaced by a world-traversable one holding only the way
+to Python: the machine's own files are untouched, and the grader inside sees ``unshare`` fail the way a
+container without namespaces makes it fail (``CS330_SANDBOX=setuid``).
 """
 
 import json
@@ -28,8 +28,9 @@ import json, os, socket
 
 def _world():
     """What this process can see and do, as facts."""
-    facts = {"uid": os.getuid(), "euid": os.geteuid(), "cwd": os.getcwd(), "fds": sorted(int(f) for f in os.listdir("/proc/self/fd")),
-             "env": sorted(os.environ), "root": sorted(os.listdir("/"))}
+    facts = {"uid": os.getuid(), "euid": os.geteuid(), "cwd": os.getcwd(),
+             "fds": sorted(int(f) for f in os.listdir("/proc/self/fd")), "env": sorted(os.environ),
+             "root": sorted(os.listdir("/"))}
     def can(action):
         try:
             action()
@@ -37,12 +38,14 @@ def _world():
         except OSError:
             return False
     facts["write_usr"] = can(lambda: open("/usr/cs330-hostile-marker", "w"))
-    facts["write_proc_sys"] = can(lambda: open("/proc/sys/kernel/panic", "w").write(open("/proc/sys/kernel/panic").read()))
+    panic = "/proc/sys/kernel/panic"
+    facts["write_proc_sys"] = can(lambda: open(panic, "w").write(open(panic).read()))
     facts["read_shadow"] = can(lambda: open("/etc/shadow").read())
     facts["write_cwd"] = can(lambda: open("cs330-probe-file", "w").write("x"))
     facts["network"] = can(lambda: socket.create_connection(("127.0.0.1", 9), timeout=0.5))
     facts["lo_up"] = "UP" in os.popen("cat /sys/class/net/lo/operstate 2>/dev/null").read().upper()
-    facts["sees_repository"] = any(os.path.exists(os.path.join(REPOSITORY, name)) for name in (".git", "tests", "hw0_multitask"))
+    facts["sees_repository"] = any(os.path.exists(os.path.join(REPOSITORY, name))
+                                   for name in (".git", "tests", "hw0_multitask"))
     facts["processes"] = sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
     return facts
 

@@ -15,7 +15,8 @@ from cs330.grading import expect_tensor, graded, submission_path
 @graded("1a-0-basic", points=1)
 def test_softmax_shape_and_sum(student):
     """softmax keeps the shape and rows sum to one."""
-    out = expect_tensor(student.toy.softmax(torch.randn(4, 5, generator=torch.Generator().manual_seed(0))), "softmax", (4, 5))
+    x = torch.randn(4, 5, generator=torch.Generator().manual_seed(0))
+    out = expect_tensor(student.toy.softmax(x), "softmax", (4, 5))
     assert torch.allclose(out.sum(-1), torch.ones(4)), "each row must sum to 1"
 
 
