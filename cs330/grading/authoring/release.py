@@ -243,23 +243,9 @@ def build_wheel(package: Path, out: Path) -> Path:
 
     for old in out.glob("cs330-*.whl"):
         old.unlink()
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "--no-index",
-            "-q",
-            "-w",
-            str(out),
-            str(package),
-        ],
-        capture_output=True,
-        text=True,
-    )
+    offline = ["--no-deps", "--no-build-isolation", "--no-index", "-q"]
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", *offline, "-w", str(out), str(package)],
+                          capture_output=True, text=True)
     wheels = sorted(out.glob("cs330-*.whl"))
     if proc.returncode != 0 or not wheels:
         raise ReleaseError(f"could not build the cs330 wheel:\n{proc.stderr[-2000:]}")
