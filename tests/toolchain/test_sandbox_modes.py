@@ -119,12 +119,10 @@ def test_the_workers_world_in_namespaces(tmp_path, toyhw):
 def _closed_folders_before_python() -> list[tuple[Path, list[Path]]]:
     """The folders only their owner can enter on the way to Python and its environment (a 0700
     ``/root/.pyenv``, a venv under a 0700 ``mktemp -d``), outermost first, each with its children on that way."""
-    found: dict[Path, set[Path]] = {}
-    for target in {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve()}:
-        for folder in list(reversed(target.parents))[1:]:  # from the top, "/" left out
-            if not os.stat(folder).st_mode & 0o001:
-                found.setdefault(folder, set()).add(folder / target.relative_to(folder).parts[0])
-    return [(folder, sorted(found[folder])) for folder in sorted(found, key=lambda f: len(f.parts))]
+    targets = {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve()}
+    return [(folder, sorted({folder / t.relative_to(folder).parts[0] for t in targets if t.is_relative_to(folder)}))
+            for folder in sorted(jail.closed_to_others([str(t) for t in targets]), key=lambda f: len(f.parts))
+            if folder not in targets]
 
 
 def test_closed_folders_are_named(monkeypatch):
@@ -135,13 +133,13 @@ def test_closed_folders_are_named(monkeypatch):
 
     outer = Path(tempfile.mkdtemp(prefix="cs330-closed-"))
     outer.chmod(0o755)
-    if jail.closed_to_others([str(outer)]) is not None:
+    if jail.closed_to_others([str(outer)]):
         shutil.rmtree(outer)
         pytest.skip(f"the temp folder {outer.parent} is itself closed to other users")
     closed = outer / "private"
     (closed / "env").mkdir(parents=True)
     closed.chmod(0o700)
-    assert jail.closed_to_others([str(closed / "env")]) == str(closed)
+    assert jail.closed_to_others([str(closed / "env")]) == [closed]
     monkeypatch.setattr(sys, "prefix", str(closed / "env"))
     try:
         with pytest.raises(runner.GraderFault, match=rf"{closed} is closed to other users \(mode 700\).*chmod o\+x"):

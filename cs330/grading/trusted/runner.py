@@ -460,10 +460,10 @@ def _check_reachable_by_worker() -> None:
     closed = jail.closed_to_others(
         [sys.prefix, sys.base_prefix, *site.getsitepackages(), str(Path(cs330.__file__).parent)]
     )
-    if closed is not None:
+    if closed:
         raise GraderFault(
-            f"the student worker runs as another user here (setuid mode), and {closed} is closed to other "
-            f"users (mode {os.stat(closed).st_mode & 0o777:o}), so it cannot start Python: make that folder "
+            f"the student worker runs as another user here (setuid mode), and {closed[0]} is closed to other "
+            f"users (mode {closed[0].stat().st_mode & 0o777:o}), so it cannot start Python: make that folder "
             "searchable (chmod o+x) or put the Python environment elsewhere"
         )
 

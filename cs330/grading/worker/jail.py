@@ -124,16 +124,17 @@ def read_only_paths() -> list[str]:
     return [p for p in out if not any(p != q and Path(p).is_relative_to(q) for q in out)]
 
 
-def closed_to_others(paths: list[str]) -> str | None:
-    """The first folder on the way to one of ``paths`` that another user may not pass through (no
-    ``o+x``: a 0700 home or ``mktemp -d`` folder, say), or None. In ``setuid`` mode the worker is
-    another user: it could not start Python from behind such a folder."""
+def closed_to_others(paths: list[str]) -> list[Path]:
+    """The folders on the way to ``paths`` (or among them) that another user may not pass through (no
+    ``o+x``: a 0700 home or ``mktemp -d`` folder, say), in the order of ``paths``, each path's outermost
+    first. In ``setuid`` mode the worker is another user: it could not start Python from behind such a folder."""
+    closed: list[Path] = []
     for p in paths:
         path = Path(p).resolve()
         for folder in [*reversed(path.parents), path]:
-            if folder.is_dir() and not folder.stat().st_mode & 0o001:
-                return str(folder)
-    return None
+            if folder not in closed and folder.is_dir() and not folder.stat().st_mode & 0o001:
+                closed.append(folder)
+    return closed
 
 
 def describe_exit(code: int | None) -> str:
