@@ -30,24 +30,38 @@ def toy_release(tmp_path_factory, toyhw):
     return release.release(toyhw, out)
 
 
+# The folders whose scripts share module names (hw1, hw2 and hw4 all have a ``maml`` or a ``model``; every
+# homework has a ``train``). Named explicitly: a virtual environment inside the checkout (``.venv/``) holds
+# torch, which must never be evicted from sys.modules.
+SCRIPT_FOLDERS = sorted(REPO.glob("hw*_*/")) + [REPO / "bench"]
+
+
 @contextmanager
 def imported_from(folder: Path, name: str):
-    """Import module ``name`` from a homework folder; afterwards forget every module loaded from that
-    folder, so that another homework's modules of the same names (train, model, maml) load afresh."""
+    """Import module ``name`` from ``folder`` (a homework, ``bench/`` or a copy) with it first on sys.path.
+
+    Modules already loaded from any script folder are set aside first, so that another homework's
+    ``train`` or ``maml`` is not picked up; afterwards every module loaded from those folders or from
+    ``folder`` is forgotten, and the set-aside ones and sys.path are put back."""
+    folders = [*SCRIPT_FOLDERS, folder]
+    saved_path = list(sys.path)
+    set_aside = {module: sys.modules.pop(module) for module in modules_from(*folders)}
     sys.path.insert(0, str(folder))
     try:
         yield importlib.import_module(name)
     finally:
-        sys.path.remove(str(folder))
-        for module in modules_from(folder):
+        sys.path[:] = saved_path
+        for module in modules_from(*folders):
             del sys.modules[module]
+        sys.modules.update(set_aside)
 
 
-def modules_from(folder: Path) -> list[str]:
-    """Names of the imported modules whose files lie in ``folder``."""
-    folder = folder.resolve()
+def modules_from(*folders: Path) -> list[str]:
+    """Names of the imported modules whose files lie in one of ``folders``."""
+    folders = [folder.resolve() for folder in folders]
     return sorted(
         name
         for name, mod in list(sys.modules.items())
-        if isinstance(getattr(mod, "__file__", None), str) and Path(mod.__file__).resolve().is_relative_to(folder)
+        if isinstance(getattr(mod, "__file__", None), str)
+        and any(Path(mod.__file__).resolve().is_relative_to(folder) for folder in folders)
     )

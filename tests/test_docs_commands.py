@@ -16,14 +16,12 @@ flag that only works by accident fails too.
 
 from __future__ import annotations
 
-import contextlib
-import importlib
 import re
 import shlex
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import imported_from
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = sorted(ROOT.glob("hw*/RESULTS.md")) + [ROOT / "bench" / "README.md"]
@@ -127,29 +125,6 @@ CASES = [pytest.param(doc, number, command, id=f"{doc.relative_to(ROOT)}:{number
          for doc in DOCS for number, command in commands(doc)]
 
 
-@contextlib.contextmanager
-def imported_script(path: Path):
-    """Import ``path`` as a module with its folder first on sys.path; afterwards forget every module
-    loaded from the repository's homework and bench folders (hw1, hw2 and hw4 all have a ``maml`` or a
-    ``model``), and put sys.path and the modules of the same names that were loaded before back."""
-    def ours(module) -> bool:
-        file = getattr(module, "__file__", None) or ""
-        return file.startswith(str(ROOT)) and not file.startswith(str(ROOT / "cs330")) \
-            and not file.startswith(str(ROOT / "tests"))
-    saved_path = list(sys.path)
-    evicted = {name: m for name, m in sys.modules.items() if ours(m)}
-    for name in evicted:
-        del sys.modules[name]
-    sys.path.insert(0, str(path.parent))
-    try:
-        yield importlib.import_module(path.stem)
-    finally:
-        sys.path[:] = saved_path
-        for name in [name for name, m in sys.modules.items() if ours(m)]:
-            del sys.modules[name]
-        sys.modules.update(evicted)
-
-
 _parsers: dict = {}
 
 
@@ -172,7 +147,7 @@ def parser_of(doc: Path, command: list[str]):
     assert path is not None, f"{script}: no such script next to {doc.relative_to(ROOT)} or in the repository root"
     path = path.resolve()
     if path not in _parsers:
-        with imported_script(path) as module:
+        with imported_from(path.parent, path.stem) as module:
             assert hasattr(module, "build_parser"), f"{path.relative_to(ROOT)} has no build_parser()"
             _parsers[path] = module.build_parser()
             _parsers[path].prog = path.relative_to(ROOT).as_posix()  # error messages name the script
