@@ -106,6 +106,24 @@ def test_student_view_of_hidden_tests(toy_release, tmp_path):
     assert "NotImplementedError" in proc.stdout, "the hidden test must still call the student's code"
 
 
+
+def test_students_cannot_read_after_due_date_outcomes_before_the_due_date():
+    """No early oracle: what a student sees before the due date (the top-level output, score line and the
+    visible tests) is the same whether an after-due-date test passed or failed."""
+    from cs330.grading.trusted.runner import Outcome
+
+    def seen_before_due_date(hidden_status: str) -> dict:
+        outcomes = [Outcome("t::a", "1a-0-basic", 2, "visible", False, "a", None, status="passed"),
+                    Outcome("t::b", "1a-1-hidden", 3, "after_due_date", True, "b", None, status=hidden_status)]
+        data = grader.Report("s", outcomes, sandbox="namespaces").to_gradescope()
+        return {"output": data["output"], "tests": [t for t in data["tests"] if t["visibility"] == "visible"]}
+
+    passed, failed = seen_before_due_date("passed"), seen_before_due_date("failed")
+    assert passed == failed, (passed, failed)
+    assert "Visible tests: 2 / 2" in passed["output"] and "3 points" in passed["output"]
+    only_visible = grader.Report("s", [Outcome("t::a", "1a-0-basic", 2, "visible", False, "a", None, "passed")])
+    assert only_visible.to_gradescope()["output"].startswith("Score: 2 / 2")
+
 # --- broken and hostile submissions -------------------------------------------------------------
 
 REFERENCE = (Path(__file__).resolve().parents[1] / "fixtures" / "toyhw" / "toy.py").read_text()

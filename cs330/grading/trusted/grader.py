@@ -56,7 +56,7 @@ class Report:
             tests.append({"name": f"{o.id}: {o.doc}", "number": o.id, "score": o.score, "max_score": o.points,
                           "status": "passed" if o.status == "passed" else "failed", "visibility": o.visibility,
                           "output": text.strip() or "Passed"})
-        summary = [f"Score: {_fmt(self.score)} / {_fmt(self.max_score)}"]
+        summary = [self.score_line()]
         if self.missing:
             summary.append("Missing from your submission: " + ", ".join(self.missing))
         if self.notes:
@@ -69,6 +69,17 @@ class Report:
         return {"score": self.score, "execution_time": round(self.execution_time, 3), "output": "\n".join(summary),
                 "visibility": "visible", "stdout_visibility": "hidden", "tests": tests,
                 "extra_data": {"max_score": self.max_score, "sandbox": self.sandbox, "fault": bool(self.fault)}}
+
+    def score_line(self) -> str:
+        """The score line of the top-level output, which students always see. Before the due date it must
+        not reveal an after-due-date test (no early oracle): with such tests it counts the visible ones only.
+        The top-level ``score`` is safe as it is: Gradescope hides the total while any test is not yet shown."""
+        shown = [o for o in self.outcomes if o.visibility == "visible"]
+        if len(shown) == len(self.outcomes):
+            return f"Score: {_fmt(self.score)} / {_fmt(self.max_score)}"
+        later = sum(o.points for o in self.outcomes if o.visibility != "visible")
+        return (f"Visible tests: {_fmt(sum(o.score for o in shown))} / {_fmt(sum(o.points for o in shown))}. "
+                f"The other tests ({_fmt(later)} points) and your total are shown after the due date.")
 
     def table(self) -> str:
         """A human-readable score table."""
