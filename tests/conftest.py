@@ -1,6 +1,7 @@
 """Shared fixtures for the package and toolchain tests."""
 
 import importlib
+import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,6 +12,10 @@ import pytest
 collect_ignore = ["golden", "fixtures"]
 
 REPO = Path(__file__).resolve().parents[1]
+
+# Gradings in the tests draw from a fixed course key, so no test writes a key file into the checkout
+# (cs330.grading.authoring.release.course_key); test_grader checks the key file and the draws themselves.
+os.environ.setdefault("CS330_GRADING_KEY", "5eed" * 16)
 TOYHW = REPO / "tests" / "fixtures" / "toyhw"
 
 

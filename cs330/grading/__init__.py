@@ -1,6 +1,6 @@
 """The course toolchain. Homework tests need only this::
 
-    from cs330.grading import expect_tensor, graded, submission_path
+    from cs330.grading import drawn_seed, expect_tensor, graded, submission_path
 
 and the ``student`` / ``reference`` fixtures of the pytest plugin (``plugin``).
 
@@ -18,6 +18,6 @@ The student wheel (``cs330 release``) holds ``api``, ``plugin``, ``code``, ``cli
 without ``release``; ``wire``, ``trusted``, ``worker`` and ``instructor`` stay in the course repository.
 """
 
-from cs330.grading.api import expect_tensor, graded, submission_path
+from cs330.grading.api import drawn_seed, expect_tensor, graded, submission_path
 
-__all__ = ["expect_tensor", "graded", "submission_path"]
+__all__ = ["drawn_seed", "expect_tensor", "graded", "submission_path"]

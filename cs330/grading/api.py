@@ -1,4 +1,4 @@
-"""What homework tests use: the ``graded`` decorator, ``expect_tensor``, ``submission_path``.
+"""What homework tests use: the ``graded`` decorator, ``expect_tensor``, ``submission_path``, ``drawn_seed``.
 
 A test takes the ``student`` fixture (the submission's code) and, for hidden checks, ``reference``
 (the reference solution); both come from the pytest plugin (cs330.grading.plugin)::
@@ -14,13 +14,16 @@ A test takes the ``student`` fixture (the submission's code) and, for hidden che
         # END HIDDEN
 
 In the autograder ``student.protonet`` is a proxy to the sandboxed worker (cs330.grading.trusted.remote);
-in a student's own ``pytest tests`` it is the module itself (cs330.grading.code). Test ids follow the
-course convention ``<question>-<n>-basic|hidden``. Run one with
-``pytest hw2_maml_protonet/tests --cs330-id 2a-1-hidden`` or ``cs330 test hw2 2a-1-hidden``.
+in a student's own ``pytest tests`` it is the module itself (cs330.grading.code). Random inputs and
+held-out sets come from ``drawn_seed(label)``, never from a seed written in the test file (the worker
+could rebuild them from public code). Test ids follow the course convention ``<question>-<n>-basic|hidden``.
+Run one with ``pytest hw2_maml_protonet/tests --cs330-id 2a-1-hidden`` or ``cs330 test hw2 2a-1-hidden``.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import inspect
 import os
 import re
@@ -34,6 +37,8 @@ VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")
 # Set by the autograder in the process that runs the tests (see cs330.grading.trusted.runner).
 ENV_SUBMISSION = "CS330_SUBMISSION"
 ENV_REFERENCE = "CS330_REFERENCE"
+ENV_SECRET = "CS330_SECRET"  # a file holding this grading's secret (hex), in the test process's private folder
+PUBLIC_SECRET = b"cs330: a student's own run; the autograder draws from a secret of its own"
 
 
 def graded(test_id: str, points: float = 1, timeout: float | None = None, visibility: str | None = None):
@@ -95,3 +100,17 @@ def submission_dir(caller_file: str | None = None) -> Path:
 def submission_path(*parts: str) -> Path:
     """A path inside the submission, e.g. ``submission_path("results", "metrics.json")``."""
     return submission_dir(inspect.stack()[1].filename).joinpath(*parts)
+
+
+def drawn_seed(label: str) -> int:
+    """A seed in [0, 2**63) for one set of a graded test's random inputs, named by ``label``.
+
+    In the autograder it is HMAC-SHA256(this grading's secret, label), and the secret is
+    HMAC(course key, the submission's files) (cs330.grading.trusted.grader): the student's code cannot
+    know it, and regrading the same submission draws the same inputs. In a student's own ``pytest`` the
+    secret is public and fixed, so local runs repeat; a correct solution passes for every draw."""
+    secret = PUBLIC_SECRET
+    path = os.environ.get(ENV_SECRET)
+    if path:
+        secret = bytes.fromhex(Path(path).read_text().strip())
+    return int.from_bytes(hmac.new(secret, label.encode(), hashlib.sha256).digest()[:8], "big") >> 1

@@ -124,6 +124,47 @@ def test_students_cannot_read_after_due_date_outcomes_before_the_due_date():
     only_visible = grader.Report("s", [Outcome("t::a", "1a-0-basic", 2, "visible", False, "a", None, "passed")])
     assert only_visible.to_gradescope()["output"].startswith("Score: 2 / 2")
 
+
+def test_graded_inputs_are_drawn_from_the_course_key_and_the_submission(tmp_path, toyhw, monkeypatch):
+    """api.drawn_seed's secret: the same for a regrade, new for any changed file or another course key, and
+    a bundle without a key is a grader fault, not a grade. The key file is made once, 0600."""
+    from cs330.grading import api
+    from cs330.grading.authoring import release
+    from cs330.grading.trusted.runner import GraderFault
+
+    bundle, work = tmp_path / "bundle", tmp_path / "work"
+    (bundle).mkdir()
+    (bundle / "grading.key").write_text("ab" * 32)
+    (work / "sub").mkdir(parents=True)
+    (work / "toy.py").write_text("x = 1\n")
+    secret = grader.grading_secret(bundle, work)
+    assert grader.grading_secret(bundle, work) == secret, "a regrade must draw the same inputs"
+    (work / "sub" / "notes.txt").write_text("")
+    assert grader.grading_secret(bundle, work) != secret, "a new file changes the draw"
+    (work / "sub" / "notes.txt").unlink()
+    (bundle / "grading.key").write_text("cd" * 32)
+    assert grader.grading_secret(bundle, work) != secret, "another course key changes the draw"
+    (bundle / "grading.key").unlink()
+    with pytest.raises(GraderFault, match="grading.key"):
+        grader.grading_secret(bundle, work)
+
+    (tmp_path / "secret").write_text(secret)
+    monkeypatch.setenv(api.ENV_SECRET, str(tmp_path / "secret"))
+    drawn = api.drawn_seed("5a-0 ratings")
+    assert 0 <= drawn < 2**63 and drawn != api.drawn_seed("5a-1 ratings")
+    monkeypatch.delenv(api.ENV_SECRET)
+    assert api.drawn_seed("5a-0 ratings") != drawn, "a student's own run must not draw the grader's inputs"
+
+    monkeypatch.delenv(release.ENV_GRADING_KEY)
+    course = tmp_path / "course"
+    shutil.copytree(toyhw.root, course / "toyhw")
+    from cs330.grading.authoring import homework
+
+    hw = homework.load(course / "toyhw")
+    key = release.course_key(hw)
+    assert len(key) == 64 and release.course_key(hw) == key
+    assert (course / release.KEY_FILE).stat().st_mode & 0o777 == 0o600
+
 # --- broken and hostile submissions -------------------------------------------------------------
 
 REFERENCE = (Path(__file__).resolve().parents[1] / "fixtures" / "toyhw" / "toy.py").read_text()

@@ -63,6 +63,7 @@ def test_autograder_bundle_layout(toy_release):
         "cs330_package/pyproject.toml",
         "cs330_package/cs330/grading/trusted/grader.py",
         "homework/BUNDLE",
+        "homework/grading.key",
         "homework/tests/test_toy_hidden.py",
         "homework/reference/toy.py",
         "homework/reference/homework.toml",
@@ -70,6 +71,10 @@ def test_autograder_bundle_layout(toy_release):
     ]:
         assert required in names, f"{required} missing from the autograder zip"
     assert (run.external_attr >> 16) & 0o111, "run_autograder must be executable"
+    with zipfile.ZipFile(toy_release["student_zip"]) as zf:
+        student = [n for n in zf.namelist() if not n.endswith(".whl")]
+        key = os.environ["CS330_GRADING_KEY"].encode()
+        assert not any(key in zf.read(n) for n in student), "the course key must never reach the student zip"
 
 
 def test_release_refuses_bad_markers(tmp_path, toyhw):

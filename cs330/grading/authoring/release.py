@@ -5,6 +5,7 @@
     DIR/<hw>-autograder.zip      the Gradescope bundle: setup.sh, run_autograder, requirements.txt
                                  (+ requirements-nodeps.txt: homework.toml's `no_deps`, installed with --no-deps),
                                  the cs330 package, and homework/ = starter/ + tests/ + reference/
+                                 + grading.key (the course key graded inputs are drawn from)
 
 The release refuses (with ``file:line``) unpaired or nested markers, a generated file that does
 not parse, a hidden-only helper used outside a hidden region, and any solution line or hidden
@@ -13,7 +14,9 @@ check that would still appear somewhere in the student tree.
 
 from __future__ import annotations
 
+import os
 import re
+import secrets
 import shutil
 import zipfile
 from dataclasses import dataclass, field
@@ -24,6 +27,8 @@ from cs330.grading.authoring import markers
 from cs330.grading.authoring.archive import zip_folder
 from cs330.grading.authoring.homework import ALWAYS_EXCLUDED, Homework, matches
 
+ENV_GRADING_KEY = "CS330_GRADING_KEY"
+KEY_FILE = ".cs330-grading-key"  # in the course checkout, beside the homework folders (git-ignored)
 MIN_LEAK_CHARS = 20  # removed lines at least this long must not appear anywhere in the student tree
 HIDDEN_ONLY = re.compile(r"\breference\.\w")  # the reference, used outside a hidden region
 TEXT_SUFFIXES = {".py", ".md", ".txt", ".toml", ".cfg", ".ini", ".json", ".yaml", ".yml", ".sh", ".csv", ".ipynb"}
@@ -134,14 +139,36 @@ def check_no_leaks(root: Path, removed: list[tuple[str, str]]) -> None:
                                        f"{origin}: {secret!r}; mark it too")
 
 
+def course_key(hw: Homework) -> str:
+    """The course's grading key (hex): ``$CS330_GRADING_KEY``, else the checkout's ``.cs330-grading-key``,
+    made (0600, 256 random bits) the first time it is needed. Every graded input is drawn from it and
+    the submission (api.drawn_seed), so the bundle carries it, and a regrade on the course machine
+    (same key) draws what Gradescope drew. Keep the file with the course: a new key draws new inputs."""
+    key = os.environ.get(ENV_GRADING_KEY, "").strip()
+    if key:
+        return key
+    path = hw.root.parent / KEY_FILE
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as f:  # O_EXCL: two graders starting together make one key
+        f.write(secrets.token_hex(32) + "\n")
+    return path.read_text().strip()
+
+
 def build_bundle(hw: Homework, dest: Path) -> Path:
-    """The autograder's view of a homework: ``dest/{starter,tests,reference}``. Returns ``dest``."""
+    """The autograder's view of a homework: ``dest/{starter,tests,reference}`` and ``dest/grading.key``.
+    Returns ``dest``."""
     build_student_tree(hw, dest / "starter")
     shutil.copytree(hw.tests_dir, dest / "tests", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     # the reference without what the homework excludes (its results, local runs): no test needs them
     shutil.copytree(hw.root, dest / "reference", ignore=_excluded(hw))
     shutil.rmtree(dest / "reference" / hw.tests, ignore_errors=True)
     (dest / "BUNDLE").write_text(f"cs330 autograder bundle for {hw.name}\nfolder={hw.folder}\n")
+    key = dest / "grading.key"
+    key.write_text(course_key(hw) + "\n")
+    key.chmod(0o600)
     return dest
 
 

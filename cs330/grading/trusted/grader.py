@@ -8,6 +8,8 @@ the bundle's ``run_autograder`` share one code path.
 from __future__ import annotations
 
 import csv
+import hashlib
+import hmac
 import json
 import os
 import shutil
@@ -128,6 +130,20 @@ def grade(hw_or_bundle: str | Path, submission: str | Path, jobs: int = 1) -> Re
         return grade_bundle(bundle, Path(submission), jobs=jobs)
 
 
+def grading_secret(bundle: Path, workspace: Path) -> str:
+    """What this grading's inputs are drawn from (api.drawn_seed): HMAC-SHA256(the bundle's course key,
+    a digest of every file the submission's workspace holds). Unknown to the student's code; the same
+    for the same submission, so a regrade gives the same grade."""
+    key = bundle / "grading.key"
+    if not key.is_file():
+        raise GraderFault(f"{bundle} has no grading.key: rebuild the autograder bundle with `cs330 release`")
+    digest = hashlib.sha256()
+    for path in sorted(p for p in workspace.rglob("*") if p.is_file() and not p.is_symlink()):
+        name = path.relative_to(workspace).as_posix().encode()
+        digest.update(len(name).to_bytes(8, "big") + name + hashlib.sha256(path.read_bytes()).digest())
+    return hmac.new(key.read_text().strip().encode(), digest.digest(), hashlib.sha256).hexdigest()
+
+
 def grade_bundle(bundle: Path, submission: Path, jobs: int = 1) -> Report:
     start = time.monotonic()
     hw = homework.load(bundle / "reference")
@@ -145,22 +161,23 @@ def grade_bundle(bundle: Path, submission: Path, jobs: int = 1) -> Report:
             source.mkdir(parents=True)
         report.missing = _overlay(hw, source, workspace, report.notes)
         cores = os.cpu_count() or 1
-        job = runner.Job(
-            tests=bundle / "tests",
-            workspace=workspace,
-            private=private,
-            reference=bundle / "reference",
-            timeout=hw.timeout,
-            memory_mb=hw.memory_mb,
-            disk_mb=hw.disk_mb,
-            grace=hw.grace,
-            threads=max(1, cores // max(1, jobs)),
-            probes=hw.probe_files(bundle / "tests"),
-            preload=hw.preload,
-            uid=runner.new_uid(),
-            total_timeout=hw.total_timeout,
-        )
         try:
+            job = runner.Job(
+                tests=bundle / "tests",
+                workspace=workspace,
+                private=private,
+                reference=bundle / "reference",
+                timeout=hw.timeout,
+                memory_mb=hw.memory_mb,
+                disk_mb=hw.disk_mb,
+                grace=hw.grace,
+                threads=max(1, cores // max(1, jobs)),
+                probes=hw.probe_files(bundle / "tests"),
+                preload=hw.preload,
+                uid=runner.new_uid(),
+                total_timeout=hw.total_timeout,
+                secret=grading_secret(bundle, workspace),
+            )
             if jobs > 1:
                 outcomes = runner.collect(job)
                 with ThreadPoolExecutor(max_workers=jobs) as pool:

@@ -75,6 +75,7 @@ class Job:
     uid: int = 61000  # the worker's own unprivileged user
     total_timeout: float = 1800.0  # seconds for the whole submission
     deadline: float = float("inf")  # time.monotonic() when the total runs out (set by run_all / run)
+    secret: str = ""  # hex: what api.drawn_seed draws from (grader.grading_secret); never sent to the worker
 
 
 @lru_cache(maxsize=1)
@@ -195,6 +196,10 @@ def _run_folder(job: Job) -> Path:
     if job.reference is not None:
         shutil.copytree(job.reference, run_dir / "reference")
     (run_dir / "pytest.ini").write_text("[pytest]\naddopts =\n")
+    if job.secret:  # in the private run folder (0700, never mounted in the worker), not on a command line
+        fd = os.open(run_dir / "secret", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(job.secret)
     return run_dir
 
 
@@ -236,7 +241,8 @@ def _command(
 def _environment(job: Job, run_dir: Path, basetemp: Path) -> dict[str, str]:
     """The test process's environment: the grader's, minus what a test could mistake for its own
     settings, with caches in its own temp folder and the submission and reference named."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CS330_SUBMISSION", "CS330_REFERENCE", "PYTEST_"))}
+    ours = ("CS330_SUBMISSION", "CS330_REFERENCE", "CS330_SECRET", "PYTEST_")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(ours)}
     env.update(
         {
             var: str(basetemp / name)
@@ -253,6 +259,8 @@ def _environment(job: Job, run_dir: Path, basetemp: Path) -> dict[str, str]:
                OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, PYTHONHASHSEED="0")
     if job.reference is not None:
         env[api.ENV_REFERENCE] = str(run_dir / "reference")
+    if job.secret:
+        env[api.ENV_SECRET] = str(run_dir / "secret")
     return env
 
 
