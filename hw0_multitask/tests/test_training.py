@@ -8,7 +8,7 @@ import torch
 
 import probes
 from cs330.data.synthetic import make_ratings
-from cs330.grading import graded, submission_path
+from cs330.grading import drawn_seed, graded, submission_path
 from cs330.training.metrics import mean_reciprocal_rank, rmse
 from cs330.training.results import schema_problems
 
@@ -18,12 +18,15 @@ from cs330.training.results import schema_problems
 EPOCHS = 12
 
 
-def short_run(student, arch="shared", weighting="fixed", lam=0.5, seed=0):
+def short_run(student, arch="shared", weighting="fixed", lam=0.5, draw="5a-0"):
     """Train on small synthetic ratings for EPOCHS epochs with your train.fit (probes.short_run, in
     your process, which sees the held-out pairs but not their ratings); returns the history with
-    test RMSE and MRR per epoch, computed here from your model's predictions."""
-    data = make_ratings(n_users=200, n_items=300, rank=4, ratings_per_user=40, noise=0.3, seed=seed)
-    train, test = data.split(test_fraction=0.2, seed=seed)
+    test RMSE and MRR per epoch, computed here from your model's predictions. The ratings, the split
+    and your model's seed are drawn per grading (``drawn_seed``): your process can rebuild none of them."""
+    data = make_ratings(n_users=200, n_items=300, rank=4, ratings_per_user=40, noise=0.3,
+                        seed=drawn_seed(f"{draw} ratings"))
+    train, test = data.split(test_fraction=0.2, seed=drawn_seed(f"{draw} split"))
+    seed = drawn_seed(f"{draw} {arch}-{weighting} init") % 2**31
     train_data = {"users": train.users, "items": train.items, "ratings": train.ratings,
                   "n_users": train.n_users, "n_items": train.n_items}
     out = student.probe(probes.short_run, train_data, (test.users, test.items), arch=arch, weighting=weighting, lam=lam,
@@ -64,8 +67,8 @@ def test_short_training_run(student):
 
 @graded("5a-1-hidden", points=4, timeout=60)
 def test_short_training_runs_hidden(student):
-    """Separate embeddings, uncertainty weighting and PCGrad also train (another seed)."""
-    histories = {f"{arch}-{w}": short_run(student, arch, w, 0.5, seed=1)
+    """Separate embeddings, uncertainty weighting and PCGrad also train (on other ratings)."""
+    histories = {f"{arch}-{w}": short_run(student, arch, w, 0.5, draw="5a-1")
                  for arch, w in (("separate", "fixed"), ("shared", "uncertainty"), ("shared", "pcgrad"))}
     # BEGIN HIDDEN
     for what, history in histories.items():

@@ -13,7 +13,7 @@ import torch
 
 import probes
 from cs330.data import EpisodeSampler
-from cs330.grading import expect_tensor, graded, submission_path
+from cs330.grading import drawn_seed, expect_tensor, graded, submission_path
 from cs330.training import glyph_splits
 from cs330.training.results import schema_problems
 
@@ -21,20 +21,23 @@ CHANCE = 0.2  # 5-way
 HELD_OUT_TASKS = 60
 
 
-def held_out(seed):
-    """60 5-way 1-shot tasks (5 queries per class) from the glyphs' test alphabets, never trained on. The
-    support sets are label-major; the queries are shuffled, so their order says nothing of their labels."""
-    g = torch.Generator().manual_seed(seed)
-    support_x, support_y, query_x, query_y = EpisodeSampler(glyph_splits(0)["test"], 5, 1, 5, batch_size=HELD_OUT_TASKS,
-                                                          generator=seed).sample(g)
+def held_out(draw):
+    """60 5-way 1-shot tasks (5 queries per class) from the test alphabets of a glyph set drawn per grading
+    (``drawn_seed``): characters no public set holds, so none can be looked up, and never trained on.
+    The support sets are label-major; the queries are shuffled, so their order says nothing of their labels."""
+    g = torch.Generator().manual_seed(drawn_seed(f"{draw} tasks"))
+    test_glyphs = glyph_splits(drawn_seed(f"{draw} glyphs"))["test"]
+    support_x, support_y, query_x, query_y = EpisodeSampler(test_glyphs, 5, 1, 5, batch_size=HELD_OUT_TASKS,
+                                                          generator=g.initial_seed()).sample(g)
     order = torch.rand(query_y.shape, generator=g).argsort(dim=1)
     return support_x, support_y, query_x[torch.arange(HELD_OUT_TASKS)[:, None], order], query_y.gather(1, order)
 
 
-def short_run(student, algorithm, steps, seed):
+def short_run(student, algorithm, steps, draw):
     """Train with train.fit on glyphs (probes.short_run, in your process); the held-out query accuracy,
     computed here."""
-    support_x, support_y, query_x, query_y = held_out(seed + 100)
+    support_x, support_y, query_x, query_y = held_out(draw)
+    seed = drawn_seed(f"{draw} init") % 2**31
     out = student.probe(probes.short_run, algorithm, steps, seed, support_x, support_y, query_x)
     history = out["history"]
     assert history and all(math.isfinite(r["train_loss"]) for r in history), (
@@ -48,15 +51,15 @@ def short_run(student, algorithm, steps, seed):
 def test_protonet_short_run(student):
     """ProtoNet, 40 meta-iterations on synthetic glyphs: accuracy on 60 held-out 5-way 1-shot tasks > 0.5 (chance 0.2).
     The reference reaches 0.76-0.79 over seeds 0-2 in seconds."""
-    acc = short_run(student, "protonet", 40, seed=0)
+    acc = short_run(student, "protonet", 40, draw="3a-0")
     assert acc > 0.5, f"ProtoNet: held-out accuracy {acc:.3f} after 40 iterations, expected > 0.5 (chance {CHANCE})"
 
 
 @graded("3a-1-hidden", points=2, timeout=60)
 def test_maml_short_run(student):
-    """Second-order MAML, 60 meta-iterations on synthetic glyphs (another seed): held-out accuracy > 0.5.
+    """Second-order MAML, 60 meta-iterations on synthetic glyphs (other tasks): held-out accuracy > 0.5.
     The reference reaches 0.68-0.73 over seeds 0-2 in seconds."""
-    acc = short_run(student, "maml", 60, seed=1)
+    acc = short_run(student, "maml", 60, draw="3a-1")
     # BEGIN HIDDEN
     assert acc > 0.5, (
         f"second-order MAML: held-out accuracy {acc:.3f} after 60 iterations, expected > 0.5 (chance {CHANCE})"

@@ -1,4 +1,4 @@
-"""The course's subcommands: ``release``, ``grade``, ``mutants``, ``demo`` (course repository only)."""
+"""The course's subcommands: ``release``, ``grade``, ``mutants``, ``draws``, ``demo`` (course repository only)."""
 
 from __future__ import annotations
 
@@ -61,6 +61,13 @@ def add_parsers(sub) -> None:
     )
     p.set_defaults(func=cmd_mutants)
 
+    p = sub.add_parser("draws", help="instructors: the reference's pass rate over many draws of the graded inputs")
+    p.add_argument("hw", help="homework name, folder name or path")
+    p.add_argument("--id", action="append", dest="ids", required=True, help="a test id (5a-0-basic); repeatable")
+    p.add_argument("--n", type=int, default=20, help="number of draws [default: 20]")
+    p.add_argument("--first", type=int, default=0, help="index of the first draw [default: 0]")
+    p.set_defaults(func=cmd_draws)
+
     p = sub.add_parser("demo", help="release a homework, grade its reference and its stub, print the tables")
     p.add_argument("hw", nargs="?", help="homework [default: the first one found, else the toy example]")
     p.set_defaults(func=cmd_demo)
@@ -115,6 +122,12 @@ def cmd_mutants(args) -> int:
     from cs330.grading.instructor import mutants  # loaded only when used: it reads the whole homework
 
     return mutants.main(find_homework(args.hw), args)
+
+
+def cmd_draws(args) -> int:
+    from cs330.grading.instructor import draws
+
+    return draws.main(find_homework(args.hw), args)
 
 
 def cmd_demo(args) -> int:
