@@ -60,7 +60,10 @@ def required_lora_lm():
     return find(table("lora_lm"), "lora_lm", hint, task="babi", k=8)
 
 
-@graded("4a-0-basic", points=2)
+# The results files earn no autograder points: their figures cannot be verified from a file (one made up
+# with the starter code passes every format check), so the staff grade them by hand from the figures
+# these tests print. The checks stay, to tell you early what a file lacks.
+@graded("4a-0-basic", points=0)
 def test_reviews_results():
     """results/reviews.json: k = 0 (majority, zero-shot) and k = 1, 8 for head, last, all and lora4,
     with accuracies in [0, 1]."""
@@ -70,7 +73,7 @@ def test_reviews_results():
         assert isinstance(run["final"].get("trainable_params"), int), f"reviews k={k} {method}: no trainable_params"
 
 
-@graded("4b-0-basic", points=2)
+@graded("4b-0-basic", points=0)
 def test_icl_results():
     """results/icl.json: bAbI in-context learning at k = 0, 1, 4 (instruction format, order 0)
     on at least 50 questions."""
@@ -83,7 +86,7 @@ def test_icl_results():
         )
 
 
-@graded("4c-0-basic", points=1)
+@graded("4c-0-basic", points=0)
 def test_lora_lm_results():
     """results/lora_lm.json: a LoRA fine-tuning run of the language model on bAbI with k = 8,
     on at least 50 questions."""
@@ -127,7 +130,7 @@ def check_losses(run, what):
 # END HIDDEN
 
 
-@graded("4a-1-hidden", points=1)
+@graded("4a-1-hidden", points=0)
 def test_reviews_runs_from_run_py():
     """The required reviews runs were written by run.py on the course's reviews: settings, model, data fingerprint,
     trainable parameters, learning rate and one training loss per step."""
@@ -153,7 +156,7 @@ def test_reviews_runs_from_run_py():
     # END HIDDEN
 
 
-@graded("4a-2-hidden", points=1)
+@graded("4a-2-hidden", points=0)
 def test_reviews_runs_reach_the_bars():
     """Majority 0.200 and zero-shot at least 0.22 on the 500 evaluation reviews; every fine-tuning run's mean
     training loss over its last 5 steps is below 97% of its first step's (the reference: 14% to 94%)."""
@@ -175,7 +178,7 @@ def test_reviews_runs_reach_the_bars():
     # END HIDDEN
 
 
-@graded("4b-1-hidden", points=1)
+@graded("4b-1-hidden", points=0)
 def test_icl_runs_from_run_py():
     """The required bAbI ICL runs were written by run.py on bAbI QA1: settings, model, data fingerprint,
     nothing trained."""
@@ -195,7 +198,7 @@ def test_icl_runs_from_run_py():
     # END HIDDEN
 
 
-@graded("4b-2-hidden", points=1)
+@graded("4b-2-hidden", points=0)
 def test_icl_runs_reach_the_bars():
     """bAbI ICL (instruction format, SmolLM2): accuracy at least 0.30 with k = 1 and at least 0.20 with k = 4."""
     acc = {k: run["final"]["accuracy"] for k, run in required_icl().items()}
@@ -207,7 +210,7 @@ def test_icl_runs_reach_the_bars():
     # END HIDDEN
 
 
-@graded("4c-1-hidden", points=1)
+@graded("4c-1-hidden", points=0)
 def test_lora_lm_run_from_run_py():
     """The bAbI LoRA run (k = 8) was written by run.py: settings, model, data fingerprint, trainable parameters
     (57,600 per unit of rank) and one training loss per step."""
@@ -226,7 +229,7 @@ def test_lora_lm_run_from_run_py():
     # END HIDDEN
 
 
-@graded("4c-2-hidden", points=1)
+@graded("4c-2-hidden", points=0)
 def test_lora_lm_run_reaches_the_bar():
     """bAbI LoRA k = 8 (0-shot prompt at test time): accuracy at least 0.25, and the last step's training loss at most a
     quarter of the first step's."""
