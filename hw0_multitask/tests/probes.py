@@ -83,11 +83,10 @@ def _grads(net):
 
 
 def losses_and_grads(code, arch, state, lam=0.3, n=30):
-    """task_losses and weighted_loss(., lam) of a model with weights ``state`` (eval mode) on a seeded
+    """task_losses and weighted_loss(., lam) of a model with the parameters ``state`` (eval mode) on a seeded
     batch, the scores and predicted ratings they are made of, and every parameter's gradient after
     ``weighted_loss(...).backward()``."""
-    net = make(code, arch)
-    net.load_state_dict(state)
+    net = with_weights(code, arch, state)
     net.eval()
     users, items, others, ratings = batch(n)
     losses = code.model.task_losses(net, (users, items, others), (users, others, ratings))

@@ -13,12 +13,35 @@ reference solution.
 import torch
 
 import probes
-from cs330.grading import expect_tensor, graded
+from cs330.grading import drawn_seed, expect_tensor, graded
 from probes import DIM, N_ITEMS, N_USERS, batch
 
 
 def n_params(module):
     return sum(p.numel() for p in module.parameters())
+
+
+def drawn_weights(student, arch, label):
+    """N(0, 0.5^2) values, drawn here from this grading's secret, for every parameter of your model (your names
+    and shapes): the weights a test sets, so that it knows them."""
+    named = dict(iter(student.probe(probes.make, arch).named_parameters()))
+    shapes = {k: tuple(expect_tensor(v, k).shape) for k, v in named.items()}
+    g = torch.Generator().manual_seed(drawn_seed(f"{label} {arch} weights"))
+    return {k: 0.5 * torch.randn(shape, generator=g) for k, shape in shapes.items()}
+
+
+def tables_read(p, q, weights, users, items, what):
+    """Fail unless p and q are rows of one of the user and item tables of ``weights`` (the weights the test set):
+    a model that ignores its weights (constant or zero embeddings) agrees with itself, so it proves nothing here.
+    Which table each task reads is 1a-1's."""
+    def read(t, side, index):
+        tables = [v for k, v in sorted(weights.items()) if k.startswith(f"{side}_emb.") and k.endswith(".weight")]
+        if not any(t.shape == w[index].shape and torch.allclose(t, w[index], atol=1e-6) for w in tables):
+            raise AssertionError(
+                f"{what}: embed's {side} embeddings are not rows of the {side} tables this test loaded into your "
+                f"model (load_state_dict): embed must look up {side}_emb[k].weight[{side}s]")
+    read(p, "user", users)
+    read(q, "item", items)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -27,7 +50,7 @@ def n_params(module):
 
 @graded("1a-0-basic", points=2)
 def test_embedding_tables(student):
-    """Shared: one user and one item table; separate: two of each; embed gives (B, dim)."""
+    """Shared: one user and one item table; separate: two of each; embed gives (B, dim) rows of the tables."""
     mt = student.model
     users, items, _, _ = batch()
     for arch, n_tables in (("shared", 1), ("separate", 2)):
@@ -39,11 +62,13 @@ def test_embedding_tables(student):
             assert tuple(table.weight.shape) == (N_USERS, DIM), f"user table shape {tuple(table.weight.shape)}"
         for table in net.item_emb:
             assert tuple(table.weight.shape) == (N_ITEMS, DIM), f"item table shape {tuple(table.weight.shape)}"
+        weights = {k: expect_tensor(v, k) for k, v in net.state_dict().items()}
         for task in (mt.RANK, mt.RATE):
             p, q = net.embed(users, items, task)
             assert p.shape == (9, DIM) and q.shape == (9, DIM), (
                 f"embed must return two (B, dim) tensors, got {p.shape}, {q.shape}"
             )
+            tables_read(p, q, weights, users, items, f"{arch}, task {task}")
 
 
 @graded("1a-1-hidden", points=3)
@@ -152,17 +177,18 @@ def test_score(student):
 
 @graded("2a-1-hidden", points=3)
 def test_score_hidden(student):
-    """score is <p_u, q_i> + b_i with p, q what your embed gives the ranking task (shared and separate, random
-    weights); a mistake in embed is 1a-1's, not this test's."""
+    """score is <p_u, q_i> + b_i with p, q what your embed gives the ranking task, on weights this test draws and
+    sets (shared and separate); a mistake in which table embed reads is 1a-1's, not this test's."""
     mt = student.model
-    users, items, _, _ = batch(20)
+    users, items, _, _ = batch(20, seed=drawn_seed("2a-1 batch") % 2**31)
     for arch in ("shared", "separate"):
-        net = student.probe(probes.randomized, arch)
+        weights = drawn_weights(student, arch, "2a-1")
+        net = student.probe(probes.with_weights, arch, weights)
         out = expect_tensor(net.score(users, items), "score", (20,))
         p, q = (expect_tensor(t, "embed", (20, DIM)) for t in net.embed(users, items, mt.RANK))
-        bias = expect_tensor(net.state_dict()["item_bias.weight"], "item_bias.weight", (N_ITEMS, 1))
         # BEGIN HIDDEN
-        want = (p * q).sum(dim=1) + bias[items, 0]
+        tables_read(p, q, weights, users, items, arch)
+        want = (p * q).sum(dim=1) + weights["item_bias.weight"][items, 0]
         assert torch.allclose(out, want, atol=1e-5), (
             f"{arch}: score is not <p_u, q_i> + b_i of the ranking embeddings "
             f"(max |diff| {float((out - want).abs().max()):.2e})"
@@ -172,10 +198,12 @@ def test_score_hidden(student):
 
 @graded("2b-0-basic", points=2)
 def test_predict_rating(student):
-    """predict_rating is (B,); with a zeroed MLP it predicts rating_mean."""
+    """predict_rating is (B,), not rating_mean alone on a fresh model; with a zeroed MLP it predicts rating_mean."""
     net = student.probe(probes.make, "separate", rating_mean=3.25)
     users, items, _, _ = batch()
-    expect_tensor(net.predict_rating(users, items), "predict_rating", (9,))
+    fresh = expect_tensor(net.eval().predict_rating(users, items), "predict_rating", (9,))
+    assert not torch.allclose(fresh, torch.full((9,), 3.25)), (
+        "a fresh model (random MLP) predicts rating_mean for every pair: predict_rating must add the MLP's output")
     net = student.probe(probes.zero_mlp, net)
     out = expect_tensor(net.predict_rating(users, items), "predict_rating")
     assert torch.allclose(out, torch.full((9,), 3.25)), "with a zero MLP, predictions must equal rating_mean"
@@ -190,21 +218,22 @@ def mlp_eval(state, h):
 
 @graded("2b-1-hidden", points=3)
 def test_predict_rating_hidden(student):
-    """predict_rating is mu + MLP([p, q, p * q]) with p, q what your embed gives the rating task (eval mode,
-    random weights, shared and separate)."""
+    """predict_rating is mu + MLP([p, q, p * q]) with p, q what your embed gives the rating task (eval mode, on
+    weights this test draws and sets, shared and separate)."""
     mt = student.model
-    users, items, _, _ = batch(20)
+    users, items, _, _ = batch(20, seed=drawn_seed("2b-1 batch") % 2**31)
     for arch in ("shared", "separate"):
-        net = student.probe(probes.randomized, arch, rating_mean=3.5).eval()
+        weights = drawn_weights(student, arch, "2b-1")
+        net = student.probe(probes.with_weights, arch, weights, rating_mean=3.5).eval()
         out = expect_tensor(net.predict_rating(users, items), "predict_rating", (20,))
         p, q = (expect_tensor(t, "embed", (20, DIM)) for t in net.embed(users, items, mt.RATE))
-        state = {k: expect_tensor(v, k) for k, v in net.state_dict().items() if k.startswith("mlp.")}
         # BEGIN HIDDEN
-        missing = {"mlp.0.weight", "mlp.0.bias", "mlp.3.weight", "mlp.3.bias"} - set(state)
+        missing = {"mlp.0.weight", "mlp.0.bias", "mlp.3.weight", "mlp.3.bias"} - set(weights)
         assert not missing, (
             f"{arch}: the MLP lacks {sorted(missing)}: build it as nn.Sequential(Linear, ReLU, Dropout, Linear)"
         )
-        want = 3.5 + mlp_eval(state, torch.cat([p, q, p * q], dim=1))
+        tables_read(p, q, weights, users, items, arch)
+        want = 3.5 + mlp_eval(weights, torch.cat([p, q, p * q], dim=1))
         assert torch.allclose(out, want, atol=1e-5), (
             f"{arch}: predict_rating is not rating_mean + mlp([p, q, p * q]) of the rating embeddings "
             f"(max |diff| {float((out - want).abs().max()):.2e}): check the order of the concatenation and the offset")
@@ -261,15 +290,20 @@ def test_task_losses_and_weighting(student):
 @graded("3b-1-hidden", points=3)
 def test_task_losses_hidden(student):
     """task_losses is [bpr_loss(score(u, i+), score(u, i-)), mean squared error of predict_rating] of your own
-    score, predict_rating and bpr_loss (eval mode, random weights, both archs), and its gradients reach item_bias
+    score, predict_rating and bpr_loss (eval mode, weights this test draws and sets, both archs; score and
+    predict_rating must depend on them), and its gradients reach item_bias
     and the MLP; weighted_loss of it is lam * L_rank + (1 - lam) * L_rate."""
     mt = student.model
     for arch in ("shared", "separate"):
-        state = student.probe(probes.randomized, arch).state_dict()
-        got = student.probe(probes.losses_and_grads, arch, state, lam=0.3)
+        got = student.probe(probes.losses_and_grads, arch, drawn_weights(student, arch, "3b-1"), lam=0.3)
         losses = expect_tensor(got["losses"], "task_losses", (2,))
         total = expect_tensor(got["total"], "weighted_loss")
         pos, neg = expect_tensor(got["pos_scores"], "score"), expect_tensor(got["neg_scores"], "score")
+        for name, values in (("score", pos), ("predict_rating", expect_tensor(got["predicted"], "predict_rating"))):
+            # the weights are random: a model that ignores them (constant outputs) agrees with any composition
+            assert values.numel() > 1 and (values - values[0]).abs().max() > 1e-6, (
+                f"{arch}: {name} gives the same value for every pair on random weights: it must use the model's "
+                "embeddings (2a, 2b)")
         rank_loss = expect_tensor(mt.bpr_loss(pos, neg), "bpr_loss")  # your bpr_loss: its own mistakes are 3a's
         predicted, ratings = expect_tensor(got["predicted"], "predict_rating"), probes.batch(30)[3]
         # BEGIN HIDDEN

@@ -88,8 +88,8 @@ def inner_loop_inputs_after(code, support_x, support_y, train, seed=0):
     params = dict(model.named_parameters())
     given = dict(params)
     values = {n: p.detach().clone() for n, p in params.items()}
-    code.maml.inner_loop(model, params, rates(params, False), support_x, support_y, steps=2, train=train)
-    return {"same_names": set(params) == set(given),
+    out = code.maml.inner_loop(model, params, rates(params, False), support_x, support_y, steps=2, train=train)
+    return {"adapted": _detached(out), "same_names": set(params) == set(given),
             "same_tensors": set(params) == set(given) and all(params[n] is given[n] for n in given),
             "same_values": all(torch.equal(p.detach(), values[n]) for n, p in model.named_parameters())}
 
@@ -112,6 +112,7 @@ def meta_gradient(code, weight, task, alpha, first_order, steps=1):
     says why when the loss carries no graph at all."""
     model = linear(weight)
     params = dict(model.named_parameters())
+    theta = model.weight  # differentiated below: not params["weight"], which an inner loop may overwrite (2a-2's)
     out = code.maml.task_loss(model, params, {"weight": alpha}, *task, steps=steps, train=True,
                               first_order=first_order, loss_fn=F.mse_loss)
     if not (isinstance(out, (tuple, list)) and len(out) == 2 and isinstance(out[0], torch.Tensor)):
@@ -119,7 +120,7 @@ def meta_gradient(code, weight, task, alpha, first_order, steps=1):
     loss = out[0]
     if not loss.requires_grad:
         return {"error": "the query loss carries no graph (does not require grad)", "loss": loss.detach()}
-    g = torch.autograd.grad(loss, params["weight"], allow_unused=True)[0]
+    g = torch.autograd.grad(loss, theta, allow_unused=True)[0]
     return {"loss": loss.detach(), "grad": None if g is None else g.T.detach()}
 
 

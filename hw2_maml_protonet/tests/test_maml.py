@@ -45,6 +45,16 @@ def theta(seed=0):
     return {n: p.detach() for n, p in probes.conv4(seed).named_parameters()}
 
 
+def moved(out, start, what, names=("head.weight", "head.bias")):
+    """Fail unless the adapted ``out`` differs from ``start`` (theta) in each of ``names``: an inner loop that
+    returns theta unchanged leaves its inputs alone, agrees with itself and has J = I, so the tests of those
+    properties credit only steps that move theta (2a-0 says what a step must do)."""
+    still = [n for n in names if torch.equal(out[n], start[n])]
+    assert not still, (
+        f"inner_loop ({what}) returned theta unchanged for {still}: each step must update the adapted parameters, "
+        "theta_k+1 = theta_k - alpha * grad L_support(theta_k) (2a-0)")
+
+
 @graded("2a-0-basic", points=1)
 def test_inner_loop_zero_and_one_step(student):
     """inner_loop returns every parameter with its shape; 0 steps returns theta; 1 step changes the parameters."""
@@ -80,6 +90,7 @@ def test_inner_loop_leaves_its_inputs(student):
     sx, sy, _, _ = episode(B=1, seed=4)
     for train in (True, False):
         after = student.probe(probes.inner_loop_inputs_after, sx[0], sy[0], train=train)
+        moved(adapted(after["adapted"], f"2 steps, train={train}"), theta(), "2 steps")
         assert after["same_names"] and after["same_tensors"], (
             f"inner_loop (train={train}) changed the params dict it was given (theta, shared by every task of the "
             "meta-batch and by the optimiser): start from a new dict (fast = dict(params) or a dict comprehension) "
@@ -97,8 +108,9 @@ def test_inner_loop_anil(student, reference):
     out = adapted(student.probe(probes.inner_loop, sx[0], sy[0], steps=2, adapt=head, seed=1), "ANIL")
     # BEGIN HIDDEN
     start = theta(seed=1)
-    moved = [n for n in start if n not in head and not torch.equal(out[n], start[n])]
-    assert not moved, f"adapt={head}: the other parameters must stay theta; changed: {moved}"
+    others = [n for n in start if n not in head and not torch.equal(out[n], start[n])]
+    assert not others, f"adapt={head}: the other parameters must stay theta; changed: {others}"
+    moved(out, start, f"adapt={head}", head)
     expected = reference.probe(probes.inner_loop, sx[0], sy[0], steps=2, adapt=head, seed=1)
     if all(torch.allclose(out[n], expected[n], rtol=1e-6, atol=1e-9) for n in head):
         return
@@ -106,6 +118,10 @@ def test_inner_loop_anil(student, reference):
     # on every name with rate 0 outside the head
     own = adapted(student.probe(probes.inner_loop_head_rates, sx[0], sy[0], steps=2, head=head, seed=1),
                   "rates 0 but the head's")
+    kept = [n for n in start if n not in head and not torch.equal(own[n], start[n])]
+    assert not kept, (
+        f"ANIL: adapted head differs from the reference, and your inner_loop with rate 0 outside the head moves "
+        f"{kept[:3]}: theta - 0 * g must stay theta (each step is theta_k - lrs[n] * grad, 2a-1)")
     for n in head:
         assert torch.allclose(out[n], own[n], rtol=1e-6, atol=1e-9), (
             f"ANIL: adapted {n} differs from the reference, "
@@ -155,6 +171,11 @@ def own_meta_gradients(student, seed, alpha, h=1e-4):
     plus = [expect_tensor(t, "inner_loop's adapted weight", (1, D)) for t in out["plus"]]
     minus = [expect_tensor(t, "inner_loop's adapted weight", (1, D)) for t in out["minus"]]
     jacobian = torch.stack([(p - m).flatten() / (2 * h) for p, m in zip(plus, minus)], 1)  # [j, i] = d w'_j / d w_i
+    # with J = I (theta unchanged, or moved by a constant) first and second order coincide: nothing to compare with
+    assert (jacobian - torch.eye(D, dtype=jacobian.dtype)).abs().max() > 1e-6, (
+        "the meta-gradient differs from the closed form, and your inner_loop's adapted weight does not depend on the "
+        "support loss's gradient (d theta_K / d theta = I: theta returned unchanged, or moved by a constant): "
+        "theta_1 = theta - alpha * grad L_support(theta) (2a-0)")
     g_query = 2 / xq.shape[0] * xq.T @ (xq @ at - yq)
     return g_query, jacobian.T @ g_query
 
@@ -213,6 +234,7 @@ def test_vmap_equals_loop(student):
         "autograd.grad cannot differentiate inside vmap (the official course's code uses it; this homework runs "
         "the tasks of a meta-batch with vmap). See the README, 'MAML here and in the course'.")
     lv, ll = expect_tensor(vmap["losses"], "losses (vmap)", (3,)), expect_tensor(loop["losses"], "losses (loop)", (3,))
+    own_adapted(student, batch)  # vmap and the loop agree trivially on an inner loop that skips the work
     gv, gl = expect_tensor(vmap["grad"], "meta-gradient (vmap)"), expect_tensor(loop["grad"], "meta-gradient (loop)")
     assert torch.allclose(lv, ll, rtol=1e-6), "per-task losses differ between vmap and the loop"
     assert (gv - gl).norm() <= 1e-6 * gl.norm(), (
@@ -220,14 +242,33 @@ def test_vmap_equals_loop(student):
     )
 
 
-def own_query_losses(student, batch):
-    """The per-task query cross-entropy of YOUR inner_loop's adapted parameters (probes.adapted_per_task), run here
-    on the given Conv4 of ``meta_loss_and_gradient``."""
+def query_losses(batch, params_per_task):
+    """The per-task query cross-entropy of the Conv4 of ``meta_loss_and_gradient`` with the given parameters (one
+    dict for every task, or a dict per task), computed here."""
     model = probes.conv4(2)
-    rows = []
-    for task, qx, qy in zip(student.probe(probes.adapted_per_task, batch), batch[2], batch[3]):
-        rows.append(F.cross_entropy(functional_call(model, adapted(task, "2 steps, learned rates"), (qx,)), qy))
-    return torch.stack(rows).detach()
+    if isinstance(params_per_task, dict):
+        params_per_task = [params_per_task] * len(batch[2])
+    return torch.stack([F.cross_entropy(functional_call(model, params, (qx,)), qy)
+                        for params, qx, qy in zip(params_per_task, batch[2], batch[3])]).detach()
+
+
+def own_adapted(student, batch):
+    """YOUR inner_loop's adapted parameters on each task of ``batch`` (probes.adapted_per_task); each must have moved
+    from theta, and differently for tasks with different support sets (a step that ignores the support loss, such
+    as a constant shift, agrees with itself everywhere)."""
+    tasks = [adapted(task, "2 steps, learned rates") for task in student.probe(probes.adapted_per_task, batch)]
+    for task in tasks:
+        moved(task, theta(seed=2), "2 steps, learned rates")
+    assert not torch.equal(tasks[0]["head.weight"], tasks[1]["head.weight"]), (
+        "inner_loop adapts the head the same way for tasks with different support sets: each step must follow that "
+        "task's support loss, theta_k+1 = theta_k - alpha * grad L_support(theta_k) (2a-0)")
+    return tasks
+
+
+def own_query_losses(student, batch):
+    """The per-task query cross-entropy of YOUR inner_loop's adapted parameters (``own_adapted``), run here on the
+    given Conv4 of ``meta_loss_and_gradient``."""
+    return query_losses(batch, own_adapted(student, batch))
 
 
 @graded("2b-3-hidden", points=1)

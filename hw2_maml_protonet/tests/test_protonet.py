@@ -22,6 +22,16 @@ def grouped_labels(B, N, K):
     return torch.arange(N).repeat_interleave(K).repeat(B, 1)
 
 
+def depend_on_the_embeddings(prototypes, what):
+    """Fail unless, in every task of ``prototypes`` (B, N, D), the classes' rows differ: random embeddings have
+    distinct class means, and a constant, zero or label-blind answer agrees with itself in any order and in any
+    batch, so it proves nothing there."""
+    spread = (prototypes - prototypes[..., :1, :]).abs().amax(dim=(-2, -1))
+    assert (spread > 1e-6).all(), (
+        f"{what}: your prototypes are the same for every class of a task (a constant, zeros, or a mean that ignores "
+        "the labels?): row n must be the mean of the embeddings labelled n (1a-0)")
+
+
 @graded("1a-0-basic", points=2)
 def test_prototypes_small_example(student):
     """prototypes: (N*K, D) embeddings -> (N, D) class means, on a worked example (no task dim, N = 2, K = 2, D = 3)."""
@@ -42,6 +52,7 @@ def test_prototypes_batched(student):
     batched = expect_tensor(student.protonet.prototypes(z, y, 5), "prototypes", (3, 5, 8))
     alone = [expect_tensor(student.protonet.prototypes(z[b], y[b], 5), "prototypes", (5, 8)) for b in range(3)]
     # BEGIN HIDDEN
+    depend_on_the_embeddings(torch.stack(alone), "prototypes of 3 random tasks")
     for b in range(3):
         assert torch.allclose(batched[b], alone[b], rtol=1e-5, atol=1e-6), \
             f"task {b} of a batch gets other prototypes than alone: reduce over the examples dim (-2), not dim 0"
@@ -58,6 +69,7 @@ def test_prototypes_any_label_order(student):
     z_shuffled, y_shuffled = z.gather(1, order[..., None].expand(-1, -1, 4)), y.gather(1, order)
     grouped = expect_tensor(student.protonet.prototypes(z, y, 4), "prototypes", (2, 4, 4))
     shuffled = expect_tensor(student.protonet.prototypes(z_shuffled, y_shuffled, 4), "prototypes", (2, 4, 4))
+    depend_on_the_embeddings(grouped, "prototypes of 2 random tasks")
     assert torch.allclose(shuffled, grouped, rtol=1e-5, atol=1e-6), (
         "prototypes must not assume the support set is grouped by label: with the same support rows in another "
         "order (labels shuffled with them) the prototypes changed. Select each class's rows by its label "
@@ -89,7 +101,12 @@ def test_logits(student):
     yours = student.protonet.squared_distances(zq, student.protonet.prototypes(zs, ys, 5))
     if (isinstance(yours, torch.Tensor) and yours.shape == logits.shape
             and torch.allclose(logits, -yours, rtol=1e-5, atol=1e-6)):
-        return  # consistent with your own (wrong) distances or prototypes: 1b-0 / 1a-0 say what is wrong there
+        # consistent with your own (wrong) distances or prototypes: 1b-0 / 1a-0 say what is wrong there, but only
+        # where they tell the classes apart (distinct random prototypes are at distinct distances from a query)
+        assert (yours.std(-1) > 1e-6).all(), (
+            "your logits equal minus your squared_distances to your prototypes, but those are the same for every "
+            "class (constant or zero prototypes or distances?): logits[m, n] = -||z_query_m - c_n||^2")
+        return
     assert not torch.allclose(logits, -expected, rtol=1e-5), (
         "logits are the NEGATIVE squared distances (closer = larger)"
     )
