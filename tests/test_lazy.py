@@ -88,6 +88,9 @@ def test_lazy_variant_earns_at_most_its_maximum(folder, variant, tmp_path, start
     report = grader.grade(hw.root, submission, only=set(variant["tests"]))
     assert not report.fault, report.fault
     earned = {o.id: o.score for o in report.outcomes if o.score}
+    assert report.score >= variant.get("min", 0), (  # a real mistake, not a skipped region: the rest still counts
+        f"{folder}/{variant['name']} ({variant['about']}) earns {report.score}, less than its {variant['min']}: "
+        + str({o.id: o.message[-300:] for o in report.outcomes if o.score < o.points}))
     assert report.score <= variant.get("max", 0), (
         f"{folder}/{variant['name']} ({variant['about']}) earns {report.score} of the at most "
         f"{variant.get('max', 0)} it may: {earned}"

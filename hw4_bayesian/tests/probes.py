@@ -301,6 +301,21 @@ def head_meta_loss(code, tasks, model_seed, seed, first_order=False, **kwargs):
     return {"loss": loss, "grads": grads}
 
 
+@on_stated_gaussian("bayes_head_maml")
+def head_meta_loss_along(code, tasks, model_seed, seed, direction, hs, first_order=False, **kwargs):
+    """The ``loss`` of ``head_meta_loss``'s model (same seeds, so the same noise even from the global RNG) with its
+    parameters moved to theta + h * direction ({name: tensor}), for each h of ``hs``: 0-dim values, detached (the
+    test takes the directional derivative from them)."""
+    out = []
+    for h in hs:
+        model = _head_model(code, model_seed, {"first_order": first_order, **kwargs})
+        model.support_neg_elbo = stated_neg_elbo(model.kl_weight)
+        for name, p in model.named_parameters():
+            p.detach().add_(h * direction[name])  # a detached alias: moved in place, outside autograd
+        out.append(model.loss(*tasks, generator=torch.Generator().manual_seed(seed)).detach())
+    return out
+
+
 # ---------------------------------------------------------------- question 4: es.py
 
 def _objective(name, A, b):

@@ -10,7 +10,7 @@ import torch
 
 import probes
 from cs330.data import sample_regression_tasks
-from cs330.grading import expect_tensor, graded
+from cs330.grading import drawn_seed, expect_tensor, graded
 
 
 def tasks(B=3, k=4, q=6, seed=0):
@@ -117,6 +117,21 @@ def test_meta_loss_value(student, reference):
     # END HIDDEN
 
 
+def directional_derivative_matches(student, t, grads, h=1e-5):
+    """Fail unless <grads, v> equals (L(theta + h v) - L(theta - h v)) / 2h for a random unit direction v drawn here,
+    L being your loss with head_meta_loss's seeds (float64): a gradient your code cannot forge without computing it."""
+    g = torch.Generator().manual_seed(drawn_seed("3d-4 direction"))
+    v = {n: torch.randn(x.shape, generator=g, dtype=torch.float64) for n, x in grads.items()}
+    norm = torch.sqrt(sum((x**2).sum() for x in v.values()))
+    v = {n: x / norm for n, x in v.items()}
+    plus, minus = (expect_tensor(x, "loss", ()) for x in student.probe(probes.head_meta_loss_along, t, 2, 1, v, [h, -h]))
+    slope = float((plus - minus) / (2 * h))
+    claimed = float(sum((grads[n].double() * v[n]).sum() for n in v))
+    assert abs(claimed - slope) <= 1e-4 * max(1.0, abs(slope)), (
+        f"the meta-gradient along a random direction is {claimed:.6g}, but your loss changes at the rate {slope:.6g} "
+        "there: differentiate the loss itself, second order through the inner loop (train=True)")
+
+
 @graded("3d-4-hidden", points=2)
 def test_meta_gradient_is_second_order(student, reference):
     """The meta-gradient of loss reaches the body, mu0, rho0 and the noise level through the K inner steps: second
@@ -130,7 +145,12 @@ def test_meta_gradient_is_second_order(student, reference):
     # the probe seeds the global RNG before building the model: only another generator seed tells if the noise uses it
     uses_generator = not torch.equal(got["loss"], student.probe(probes.head_meta_loss, t, 2, 2)["loss"])
     # BEGIN HIDDEN
-    if not uses_generator:  # noise not from the generator: 3d-3 deducts for that; only the checks above apply here
+    if not uses_generator:
+        # noise not from the generator (3d-3 deducts for that), so no reference to compare with: the loss must still
+        # be a loss of the tasks, and the meta-gradient the derivative of YOUR loss, checked here by central differences
+        assert not torch.equal(got["loss"], student.probe(probes.head_meta_loss, tasks(seed=4), 2, 1)["loss"]), (
+            "the loss is the same on other tasks: it must be the query mixture NLL of the adapted heads")
+        directional_derivative_matches(student, t, got["grads"])
         return
     want = reference.probe(probes.head_meta_loss, t, 2, 1)
     first = reference.probe(probes.head_meta_loss, t, 2, 1, first_order=True)
