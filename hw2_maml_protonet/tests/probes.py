@@ -17,7 +17,6 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torch.func import functional_call
 from torch.nn import functional as F
 
 from cs330.models import Conv4
@@ -191,13 +190,14 @@ def outer_steps(code, episodes, seed=3, steps=2, learn_inner_lr=False, lr=0.1):
 
 def short_run(code, algorithm, steps, seed, support_x, support_y, query_x):
     """Meta-train with ``train.fit`` (your protonet.py / maml.py) on synthetic glyphs for ``steps``
-    steps (Conv4 with 16 channels, 4 tasks of 5-way 1-shot, 5 queries per class, Adam 3e-3), then
-    predict the queries of held-out tasks (their labels never come here).
+    steps (Conv4 with 16 channels, 4 tasks of 5-way 1-shot, 5 queries per class, Adam 3e-3), and return
+    what the test needs to measure the trained model itself, in its own process: ProtoNet's trained
+    encoder weights, or MAML's adapted parameters on each held-out task (``inner_loop`` on its support set,
+    train=False). The held-out queries' labels never come here.
 
-    Returns {"history": fit's history, "predictions": (B, N*Q) int64}: ProtoNet's argmax logits, or
-    MAML's adapted network's (``inner_loop`` on each task's support set, train=False)."""
+    Returns {"history": fit's history, "encoder": {name: tensor}} (ProtoNet) or {"history", "adapted":
+    [{name: tensor} per task]} (MAML)."""
     torch.set_num_threads(1)
-    n_way = int(support_y.max()) + 1
     with tempfile.TemporaryDirectory() as folder:
         a = code.train.options(algorithm=algorithm, data="glyphs", hidden=16, meta_batch_size=4, n_query=5,
                                steps=steps, eval_every=steps, val_tasks=4, lr=3e-3, seed=seed, device="cpu",
@@ -207,13 +207,8 @@ def short_run(code, algorithm, steps, seed, support_x, support_y, query_x):
         saved = torch.load(Path(folder) / code.train.run_name(a) / "checkpoint.pt", weights_only=False)
         model.load_state_dict(saved["model"])
     if algorithm == "protonet":
-        with torch.no_grad():
-            predictions = model.logits(support_x, support_y, query_x, n_way).argmax(-1)
-    else:
-        params, lrs = model.params(), model.lrs()
-        rows = []
-        for sx, sy, qx in zip(support_x, support_y, query_x):
-            adapted = code.maml.inner_loop(model.model, params, lrs, sx, sy, model.inner_steps, train=False)
-            rows.append(functional_call(model.model, adapted, (qx,)).argmax(-1).detach())
-        predictions = torch.stack(rows)
-    return {"history": history, "predictions": predictions}
+        return {"history": history, "encoder": {n: p.detach() for n, p in model.encoder.state_dict().items()}}
+    params, lrs = model.params(), model.lrs()
+    adapted = [_detached(code.maml.inner_loop(model.model, params, lrs, sx, sy, model.inner_steps, train=False))
+               for sx, sy in zip(support_x, support_y)]
+    return {"history": history, "adapted": adapted}

@@ -1,18 +1,21 @@
 """Question 3: short seeded training runs on synthetic glyphs; question 4: your results/metrics.json.
 
 ``student`` is your code: in the autograder the training run (``probes.short_run``: train.py's ``fit``
-with your protonet.py / maml.py) runs in a separate sandboxed process. It then predicts the queries
-of held-out tasks whose labels stay here, and the accuracy is computed here. The results file is
-read here.
+with your protonet.py / maml.py) runs in a separate sandboxed process. It returns the trained weights
+(ProtoNet) or the adapted parameters of held-out tasks (MAML); the queries are predicted and scored
+here, with the given Conv4, and their labels never leave this process. The results file is read here.
 """
 
 import json
 import math
 
 import torch
+from torch.func import functional_call
+from torch.nn import functional as F
 
 import probes
 from cs330.data import EpisodeSampler
+from cs330.models import Conv4
 from cs330.grading import drawn_seed, expect_tensor, graded, submission_path
 from cs330.training import glyph_splits
 from cs330.training.results import schema_problems
@@ -33,9 +36,38 @@ def held_out(draw):
     return support_x, support_y, query_x[torch.arange(HELD_OUT_TASKS)[:, None], order], query_y.gather(1, order)
 
 
+def predictions(algorithm, out, support_x, support_y, query_x):
+    """The trained model's predictions on the held-out queries (B, N*Q), computed here from the data your process
+    returned (``probes.short_run``) with the given Conv4 (16 channels): ProtoNet's nearest class mean of the
+    trained encoder's embeddings (support and query embedded in one pass, as ``ProtoNet.logits``), or the argmax
+    of MAML's network with each task's adapted parameters."""
+    if algorithm == "protonet":
+        encoder = Conv4(None, hidden=16).double()
+        weights = out.get("encoder")
+        assert isinstance(weights, dict), "protonet: the trained model's encoder weights did not come back"
+        encoder.load_state_dict({n: expect_tensor(w, f"encoder weight {n}").double() for n, w in weights.items()})
+        with torch.no_grad():
+            z = encoder(torch.cat([support_x, query_x], dim=1).double())
+            zs, zq = z[:, :support_x.shape[1]], z[:, support_x.shape[1]:]
+            one_hot = F.one_hot(support_y, 5).double()  # (B, N*K, N)
+            means = one_hot.transpose(1, 2) @ zs / one_hot.sum(1)[..., None]
+            return torch.cdist(zq, means).argmin(-1)
+    model = Conv4(5, hidden=16).double()
+    shapes = {n: tuple(p.shape) for n, p in model.named_parameters()}
+    rows = []
+    for task, qx in zip(out.get("adapted") or [], query_x):
+        assert isinstance(task, dict) and set(task) == set(shapes), (
+            f"maml: inner_loop on a held-out task must return every parameter name, got {type(task).__name__}")
+        params = {n: expect_tensor(task[n], f"adapted {n}", shapes[n]).double() for n in shapes}
+        with torch.no_grad():
+            rows.append(functional_call(model, params, (qx.double(),)).argmax(-1))
+    assert len(rows) == len(query_x), "maml: no adapted parameters for some held-out tasks"
+    return torch.stack(rows)
+
+
 def short_run(student, algorithm, steps, draw):
-    """Train with train.fit on glyphs (probes.short_run, in your process); the held-out query accuracy,
-    computed here."""
+    """Train with train.fit on glyphs (probes.short_run, in your process); the held-out query accuracy of the
+    trained model, run and measured here."""
     support_x, support_y, query_x, query_y = held_out(draw)
     seed = drawn_seed(f"{draw} init") % 2**31
     out = student.probe(probes.short_run, algorithm, steps, seed, support_x, support_y, query_x)
@@ -43,8 +75,7 @@ def short_run(student, algorithm, steps, draw):
     assert history and all(math.isfinite(r["train_loss"]) for r in history), (
         f"{algorithm}: training produced no finite loss"
     )
-    predictions = expect_tensor(out["predictions"], f"{algorithm}: predictions on held-out tasks", tuple(query_y.shape))
-    return float((predictions == query_y).double().mean())
+    return float((predictions(algorithm, out, support_x, support_y, query_x) == query_y).double().mean())
 
 
 @graded("3a-0-basic", points=2, timeout=60)
