@@ -4,7 +4,8 @@
     python train.py --arch shared --sweep 0 0.25 0.5 0.75 0.9        # one run per lambda, plus a plot
     python train.py --data synthetic --epochs 5                      # no data files needed
 
-Every run is added (by name, e.g. ``shared-fixed-lam0.5``) to ``<out>/metrics.json``, a table of runs
+Every run is added (by name, e.g. ``shared-fixed-lam0.5``; ``...-synthetic`` on synthetic ratings, so that a
+debug run never replaces a MovieLens one) to ``<out>/metrics.json``, a table of runs
 in the cs330.training results schema (``history``: one row per epoch, ``step`` = epoch, with test RMSE
 of the rating head and MRR of the ranking head, see ``evaluate``; ``final``: the best of each and their
 epochs), and its curves are drawn in ``<out>/<name>.png``; a sweep also draws ``<out>/sweep-<arch>.png``.
@@ -161,6 +162,7 @@ def run(args, lam: float, train: MovieLens, test: MovieLens, data_kind: str) -> 
     net = mt.MultiTaskRecommender(train.n_users, train.n_items, dim=args.dim, hidden=args.hidden, arch=args.arch,
                                   dropout=args.dropout, rating_mean=float(train.ratings.mean())).to(device)
     name = f"{args.arch}-{args.weighting}" + (f"-lam{lam:g}" if args.weighting == "fixed" else "")
+    name += "-synthetic" if data_kind == "synthetic" else ""  # a debug run never replaces a MovieLens one
     print(f"== {name}: {data_kind} data, {len(train):,} train / {len(test):,} test ratings, "
           f"{train.n_users} users x {train.n_items} items, device {device}")
     history = fit(net, train, test, epochs=args.epochs, lam=lam, weighting=args.weighting, batch_size=args.batch_size,

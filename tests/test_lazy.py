@@ -98,7 +98,8 @@ def test_lazy_variant_earns_at_most_its_maximum(folder, variant, tmp_path, start
 
 
 def test_with_body_keeps_the_docstring_and_the_rest():
-    text = 'import x\n\n\nclass A:\n    def f(self):\n        """Doc."""\n        return 1\n\n    def g(self):\n        return 2\n'
+    text = ('import x\n\n\nclass A:\n    def f(self):\n        """Doc."""\n        return 1\n\n'
+            '    def g(self):\n        return 2\n')
     out = with_body(text, "A.f", "return 0")
     assert out == text.replace("return 1", "return 0")
     assert with_body(text, "A.g", "pass") == text.replace("return 2", "pass")

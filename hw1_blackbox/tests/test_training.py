@@ -166,8 +166,8 @@ def test_variant_and_experiment_runs():
     (results/<model>-k1-n3-<tag>.json, written by train.py --tag ...)."""
     folder = submission_path("results")
     variants = [f"{m}-k1-n3" for m in ("conv_lstm", "transformer") if (folder / f"{m}-k1-n3.json").is_file()]
-    assert variants, "no variant run: run train.py --k_shot 1 --n_way 3 --model conv_lstm (or transformer)"
+    assert variants, "no variant run: run python train.py --k-shot 1 --n-way 3 --model conv_lstm (or transformer)"
     experiments = sorted(p.stem for p in folder.glob("*-k1-n3-*.json"))
-    assert experiments, "no experiment run: run train.py --k_shot 1 --n_way 3 --tag <name> with your change"
+    assert experiments, "no experiment run: run python train.py --k-shot 1 --n-way 3 --tag <name> with your change"
     for name in variants + experiments:
         check_run(name, load_run(name))

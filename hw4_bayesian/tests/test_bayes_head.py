@@ -124,7 +124,8 @@ def directional_derivative_matches(student, t, grads, h=1e-5):
     v = {n: torch.randn(x.shape, generator=g, dtype=torch.float64) for n, x in grads.items()}
     norm = torch.sqrt(sum((x**2).sum() for x in v.values()))
     v = {n: x / norm for n, x in v.items()}
-    plus, minus = (expect_tensor(x, "loss", ()) for x in student.probe(probes.head_meta_loss_along, t, 2, 1, v, [h, -h]))
+    losses = student.probe(probes.head_meta_loss_along, t, 2, 1, v, [h, -h])
+    plus, minus = (expect_tensor(x, "loss", ()) for x in losses)
     slope = float((plus - minus) / (2 * h))
     claimed = float(sum((grads[n].double() * v[n]).sum() for n in v))
     assert abs(claimed - slope) <= 1e-4 * max(1.0, abs(slope)), (

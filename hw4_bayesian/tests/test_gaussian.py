@@ -30,8 +30,12 @@ def test_sample_gaussian_shape_mean_and_generator(student):
         return student.probe(probes.sample, mu, logvar, n_samples, seed)
 
     z = expect_tensor(sample(MU, LOGVAR, 20000, 0), "sample_gaussian", (20000, 2))
+    spread = z.std(0)
+    assert (spread > 0).all(), (
+        f"the samples do not vary (standard deviations {spread.tolist()}): z = mu + exp(logvar / 2) * eps, with eps "
+        "drawn from N(0, 1) by the generator")
     # in standard errors of the sample mean, whatever the spread
-    error = (z.mean(0) - MU).abs() / (z.std(0) / 20000**0.5)
+    error = (z.mean(0) - MU).abs() / (spread / 20000**0.5)
     assert (error < 5).all(), f"sample means {z.mean(0).tolist()}, expected mu = {MU.tolist()}"
     again = expect_tensor(sample(MU, LOGVAR, 20000, 0), "sample_gaussian")
     other = expect_tensor(sample(MU, LOGVAR, 20000, 1), "sample_gaussian")
