@@ -1,7 +1,7 @@
 """The lazy corpus: code that does not do the homework must not earn the points of the work it skips.
 
 ``tests/lazy/<homework folder>.toml`` lists variants, each a submission a lazy or gaming student could
-hand in: the reference (or the untouched starter) with one solution region made degenerate (a
+hand in: the reference with one solution region made degenerate (a
 constant, zeros, an identity, a pass-through, a detached copy, a correct shape only) or with an
 attack added (a rebound probe helper, an imported stand-in, a rebuilt held-out set). Each names the
 tests whose property depends on what it skipped and the most those tests may award it (0 unless a
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from cs330.grading.authoring import homework, release
+from cs330.grading.authoring import homework
 from cs330.grading.instructor import mutants
 from cs330.grading.trusted import grader
 
@@ -50,16 +50,9 @@ def with_body(text: str, target: str, body: str) -> str:
     return "".join(lines[:start]) + new + "".join(lines[node.end_lineno:])
 
 
-def build(hw: homework.Homework, variant: dict, dest: Path, starter: Path) -> Path:
-    """The variant's submission folder: its base (the reference's submitted files, or the starter's), edited."""
-    if variant.get("base", "reference") == "starter":
-        dest.mkdir(parents=True)
-        for module in hw.submitted_modules():
-            rel = module.replace(".", "/") + ".py"
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            (dest / rel).write_text((starter / rel).read_text())
-    else:
-        mutants.submission_with(hw, dest)
+def build(hw: homework.Homework, variant: dict, dest: Path) -> Path:
+    """The variant's submission folder: the reference's submitted files, edited."""
+    mutants.submission_with(hw, dest)
     for edit in variant["edit"]:
         path = dest / edit["file"]
         text = path.read_text() if path.exists() else ""
@@ -70,21 +63,10 @@ def build(hw: homework.Homework, variant: dict, dest: Path, starter: Path) -> Pa
     return dest
 
 
-@pytest.fixture(scope="module")
-def starters(tmp_path_factory):
-    made = {}
-
-    def starter(hw):
-        if hw.folder not in made:
-            made[hw.folder] = release.release(hw, tmp_path_factory.mktemp(hw.name))["student"]
-        return made[hw.folder]
-    return starter
-
-
 @pytest.mark.parametrize("folder, variant", _variants())
-def test_lazy_variant_earns_at_most_its_maximum(folder, variant, tmp_path, starters):
+def test_lazy_variant_earns_at_most_its_maximum(folder, variant, tmp_path):
     hw = homework.load(REPO / folder)
-    submission = build(hw, variant, tmp_path / "submission", starters(hw))
+    submission = build(hw, variant, tmp_path / "submission")
     report = grader.grade(hw.root, submission, only=set(variant["tests"]))
     assert not report.fault, report.fault
     earned = {o.id: o.score for o in report.outcomes if o.score}

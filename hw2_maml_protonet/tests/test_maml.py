@@ -242,16 +242,6 @@ def test_vmap_equals_loop(student):
     )
 
 
-def query_losses(batch, params_per_task):
-    """The per-task query cross-entropy of the Conv4 of ``meta_loss_and_gradient`` with the given parameters (one
-    dict for every task, or a dict per task), computed here."""
-    model = probes.conv4(2)
-    if isinstance(params_per_task, dict):
-        params_per_task = [params_per_task] * len(batch[2])
-    return torch.stack([F.cross_entropy(functional_call(model, params, (qx,)), qy)
-                        for params, qx, qy in zip(params_per_task, batch[2], batch[3])]).detach()
-
-
 def own_adapted(student, batch):
     """YOUR inner_loop's adapted parameters on each task of ``batch`` (probes.adapted_per_task); each must have moved
     from theta, and differently for tasks with different support sets (a step that ignores the support loss, such
@@ -268,7 +258,9 @@ def own_adapted(student, batch):
 def own_query_losses(student, batch):
     """The per-task query cross-entropy of YOUR inner_loop's adapted parameters (``own_adapted``), run here on the
     given Conv4 of ``meta_loss_and_gradient``."""
-    return query_losses(batch, own_adapted(student, batch))
+    model = probes.conv4(2)
+    return torch.stack([F.cross_entropy(functional_call(model, params, (qx,)), qy)
+                        for params, qx, qy in zip(own_adapted(student, batch), batch[2], batch[3])]).detach()
 
 
 @graded("2b-3-hidden", points=1)

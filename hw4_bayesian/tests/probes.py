@@ -287,12 +287,19 @@ def head_neg_elbo_steps(code, inputs, kl_weight, h):
     return out
 
 
+def _meta_model(code, model_seed, first_order, kwargs):
+    """``_head_model`` for a meta-loss probe: its inner loop's loss is the stated ``support_neg_elbo`` (3d-0 to
+    3d-2 grade yours)."""
+    model = _head_model(code, model_seed, {"first_order": first_order, **kwargs})
+    model.support_neg_elbo = stated_neg_elbo(model.kl_weight)
+    return model
+
+
 @on_stated_gaussian("bayes_head_maml")
 def head_meta_loss(code, tasks, model_seed, seed, first_order=False, **kwargs):
     """A seeded float64 ``GaussianHeadMAML`` (``first_order`` as given): ``loss`` on ``tasks`` with
     ``torch.Generator().manual_seed(seed)`` and its meta-gradients ({name: tensor})."""
-    model = _head_model(code, model_seed, {"first_order": first_order, **kwargs})
-    model.support_neg_elbo = stated_neg_elbo(model.kl_weight)  # the inner loop's loss: 3d-0 to 3d-2 grade yours
+    model = _meta_model(code, model_seed, first_order, kwargs)
     loss = model.loss(*tasks, generator=torch.Generator().manual_seed(seed))
     grads = None
     if isinstance(loss, torch.Tensor) and loss.requires_grad:
@@ -308,8 +315,7 @@ def head_meta_loss_along(code, tasks, model_seed, seed, direction, hs, first_ord
     test takes the directional derivative from them)."""
     out = []
     for h in hs:
-        model = _head_model(code, model_seed, {"first_order": first_order, **kwargs})
-        model.support_neg_elbo = stated_neg_elbo(model.kl_weight)
+        model = _meta_model(code, model_seed, first_order, kwargs)
         for name, p in model.named_parameters():
             p.detach().add_(h * direction[name])  # a detached alias: moved in place, outside autograd
         out.append(model.loss(*tasks, generator=torch.Generator().manual_seed(seed)).detach())
