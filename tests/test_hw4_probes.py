@@ -24,12 +24,21 @@ MISTAKES = {
 }
 
 
-@pytest.fixture(scope="module")
-def probes():
-    spec = importlib.util.spec_from_file_location("hw4_probes_under_test", HW4 / "tests" / "probes.py")
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(f"hw4_{name}_under_test", HW4 / "tests" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="module")
+def probes():
+    return _load("probes")
+
+
+@pytest.fixture(scope="module")
+def stated():
+    return _load("stated")
 
 
 @pytest.fixture
@@ -52,29 +61,29 @@ def regression_tasks(seed=0, dtype=torch.float32):
 def run(folder, fn, *args, **kwargs):
     """The probe ``fn`` on the modules of ``folder``, and the functions left in them afterwards."""
     with imported_from(folder, "gaussian") as gaussian:
-        out = fn(Code(folder), *args, **kwargs)
+        out = Code(folder).probe(fn, *args, **kwargs)  # in one process: the Trusted stand-ins are the functions
         left = {name: getattr(sys.modules[name], attr)
                 for name, attr in [("gaussian", "kl_diag_gaussians"), ("neural_process", "kl_diag_gaussians"),
                                    ("bayes_head_maml", "kl_diag_gaussians")] if name in sys.modules}
         return out, left, gaussian.kl_diag_gaussians
 
 
-def test_later_questions_run_on_the_stated_helpers(probes, broken):
+def test_later_questions_run_on_the_stated_helpers(probes, stated, broken):
     tasks = regression_tasks()
-    want, _, _ = run(HW4, probes.np_elbo, tasks, 0, 4)
-    got, left, own_kl = run(broken, probes.np_elbo, tasks, 0, 4)
+    want, _, _ = run(HW4, probes.np_elbo, tasks, 0, 4, stated=stated.STATED)
+    got, left, own_kl = run(broken, probes.np_elbo, tasks, 0, 4, stated=stated.STATED)
     assert torch.allclose(got["kl"], want["kl"], rtol=1e-5) and torch.allclose(got["elbo"], want["elbo"], rtol=1e-5)
     assert left and all(fn is own_kl for fn in left.values()), "the student's own helpers must be back after the probe"
     # the mistake is real: the broken helper itself gives other values
     mu, logvar = torch.zeros(4), torch.full((4,), 0.5)
     assert not torch.allclose(own_kl(mu, logvar, mu, torch.zeros(4)),
-                              probes._kl_diag_gaussians(mu, logvar, mu, torch.zeros(4)))
+                              stated.kl_diag_gaussians(mu, logvar, mu, torch.zeros(4)))
 
 
-def test_meta_loss_runs_on_the_stated_support_neg_elbo(probes, broken):
+def test_meta_loss_runs_on_the_stated_support_neg_elbo(probes, stated, broken):
     tasks = regression_tasks(seed=3, dtype=torch.float64)
-    want, _, _ = run(HW4, probes.head_meta_loss, tasks, 2, 1)
-    got, _, _ = run(broken, probes.head_meta_loss, tasks, 2, 1)
+    want, _, _ = run(HW4, probes.head_meta_loss, tasks, 2, 1, stated=stated.STATED, neg_elbo=stated.NEG_ELBO)
+    got, _, _ = run(broken, probes.head_meta_loss, tasks, 2, 1, stated=stated.STATED, neg_elbo=stated.NEG_ELBO)
     assert torch.allclose(got["loss"], want["loss"], rtol=1e-9)
     for name, g in want["grads"].items():
         assert torch.allclose(got["grads"][name], g, rtol=1e-7, atol=1e-12), name
@@ -89,18 +98,27 @@ def test_meta_loss_runs_on_the_stated_support_neg_elbo(probes, broken):
         torch.zeros(2, 1, dtype=torch.float64),
         torch.zeros(4, 3, dtype=torch.float64),
     )
-    stated, _, _ = run(HW4, probes.head_neg_elbo, inputs, kl_weight=3.0)
-    own, _, _ = run(broken, probes.head_neg_elbo, inputs, kl_weight=3.0)
-    assert not torch.allclose(own["value"], stated["value"])
+    want, _, _ = run(HW4, probes.head_neg_elbo, inputs, kl_weight=3.0, stated=stated.STATED)
+    own, _, _ = run(broken, probes.head_neg_elbo, inputs, kl_weight=3.0, stated=stated.STATED)
+    assert not torch.allclose(own["value"], want["value"])
 
 
-def test_stated_helpers_are_the_docstrings_formulas(probes):
+def test_stated_helpers_are_the_docstrings_formulas(probes, stated):
     """The stand-ins equal the reference's gaussian.py (so a correct solution is graded the same)."""
     with imported_from(HW4, "gaussian") as gaussian:
         g = torch.Generator().manual_seed(0)
         mu, lv, mu2, lv2, y = (torch.randn(5, 3, generator=g, dtype=torch.float64) for _ in range(5))
-        assert torch.allclose(probes._kl_diag_gaussians(mu, lv, mu2, lv2), gaussian.kl_diag_gaussians(mu, lv, mu2, lv2))
-        assert torch.allclose(probes._gaussian_nll(y, mu, lv), gaussian.gaussian_nll(y, mu, lv))
-        assert torch.allclose(probes._mixture_nll(y[0], mu, lv), gaussian.mixture_nll(y[0], mu, lv))
-        assert torch.equal(probes._sample_gaussian(mu, lv, 4, torch.Generator().manual_seed(1)),
+        assert torch.allclose(stated.kl_diag_gaussians(mu, lv, mu2, lv2), gaussian.kl_diag_gaussians(mu, lv, mu2, lv2))
+        assert torch.allclose(stated.gaussian_nll(y, mu, lv), gaussian.gaussian_nll(y, mu, lv))
+        assert torch.allclose(stated.mixture_nll(y[0], mu, lv), gaussian.mixture_nll(y[0], mu, lv))
+    with imported_from(HW4, "bayes_head_maml") as bayes_head_maml:
+        model = bayes_head_maml.GaussianHeadMAML(hidden=(4,), kl_weight=0.7).double()
+        head = tuple(torch.randn(3, generator=g, dtype=torch.float64) for _ in range(4))  # mu, rho, prior_mu, prior_rho
+        feats, y, eps = (torch.randn(*shape, generator=g, dtype=torch.float64) for shape in [(6, 3), (6, 1), (4, 3)])
+        rest = (torch.tensor(-0.5, dtype=torch.float64), feats, y, eps)
+        want = model.support_neg_elbo(*head, *rest)
+        assert torch.allclose(stated.support_neg_elbo(*head, *rest, kl_weight=0.7), want, rtol=1e-12)
+    with imported_from(HW4, "gaussian") as gaussian:
+        sample = probes._drawing(stated.reparameterize)
+        assert torch.equal(sample(mu, lv, 4, torch.Generator().manual_seed(1)),
                            gaussian.sample_gaussian(mu, lv, 4, generator=torch.Generator().manual_seed(1)))

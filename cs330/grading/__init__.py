@@ -1,6 +1,6 @@
 """The course toolchain. Homework tests need only this::
 
-    from cs330.grading import drawn_seed, expect_tensor, graded, submission_path
+    from cs330.grading import Trusted, drawn_seed, expect_tensor, graded, submission_path
 
 and the ``student`` / ``reference`` fixtures of the pytest plugin (``plugin``).
 
@@ -19,5 +19,6 @@ without ``release``; ``wire``, ``trusted``, ``worker`` and ``instructor`` stay i
 """
 
 from cs330.grading.api import drawn_seed, expect_tensor, graded, submission_path
+from cs330.grading.code import Trusted
 
-__all__ = ["drawn_seed", "expect_tensor", "graded", "submission_path"]
+__all__ = ["Trusted", "drawn_seed", "expect_tensor", "graded", "submission_path"]

@@ -16,7 +16,9 @@ A test takes the ``student`` fixture (the submission's code) and, for hidden che
 In the autograder ``student.protonet`` is a proxy to the sandboxed worker (cs330.grading.trusted.remote);
 in a student's own ``pytest tests`` it is the module itself (cs330.grading.code). Random inputs and
 held-out sets come from ``drawn_seed(label)``, never from a seed written in the test file (the worker
-could rebuild them from public code). Test ids follow the course convention ``<question>-<n>-basic|hidden``.
+could rebuild them from public code). A stated implementation that later code must run on is the test's
+own, passed to a probe as ``Trusted(fn)`` (cs330.grading.code): its calls cross back to the test process.
+Test ids follow the course convention ``<question>-<n>-basic|hidden``.
 Run one with ``pytest hw2_maml_protonet/tests --cs330-id 2a-1-hidden`` or ``cs330 test hw2 2a-1-hidden``.
 """
 

@@ -74,8 +74,9 @@ class Code:
                 setattr(mod, attr, value)
 
     def probe(self, fn, *args, **kwargs):
-        """Run the probe function ``fn`` on this code: ``fn(self, *args, **kwargs)``."""
-        return fn(self, *args, **kwargs)
+        """Run the probe function ``fn`` on this code: ``fn(self, *args, **kwargs)`` (a :class:`Trusted`
+        argument is its function: here the test and the code share one process)."""
+        return fn(self, *_in_process(args), **_in_process(kwargs))
 
     def probe_function(self, module: str, function: str):
         """The probe ``module.function`` (a probe module beside the tests, or one of cs330's)."""
@@ -83,3 +84,32 @@ class Code:
         if not callable(fn):
             raise TypeError(f"{module}.{function} is not a function")
         return fn
+
+
+class Trusted:
+    """A function of the test's process that a probe may call: ``student.probe(fn, Trusted(stated_nll))``.
+
+    In the autograder the worker gets a handle whose calls cross back to the test process, which
+    computes the function there (differentiable to any order, under ``vmap`` too:
+    cs330.grading.worker.callback): a stated implementation or an instrument never enters the
+    student's process. In one process (the reference, a student's own run) it is the function itself.
+    The worker calls it by the parameter names of ``fn``; its arguments must be tensors and numbers."""
+
+    def __init__(self, fn):
+        import inspect
+
+        self.fn = fn
+        self.names = list(inspect.signature(fn).parameters)
+
+    def __repr__(self) -> str:
+        return f"Trusted({getattr(self.fn, '__name__', self.fn)!r})"
+
+
+def _in_process(value):
+    if isinstance(value, Trusted):
+        return value.fn
+    if type(value) in (list, tuple):
+        return type(value)(_in_process(v) for v in value)
+    if type(value) is dict:
+        return {k: _in_process(v) for k, v in value.items()}
+    return value

@@ -8,10 +8,8 @@ gives what a hidden check compares with. Nothing here is secret: it ships with t
 """
 
 import functools
-import math
 
 import torch
-from torch.distributions import Normal, kl_divergence
 
 N_WAY = 5
 
@@ -24,62 +22,36 @@ def _grads(loss, params):
 
 # ---------------------------------------------------------------- question 1's functions as stated
 #
-# Questions 2-3 are graded on top of gaussian.py's functions *as their docstrings state them* (written
-# below with torch.distributions), put in place of yours while a probe of questions 2-3 runs: a mistake
-# in gaussian.py costs question 1's tests only. So call them by the names gaussian.py gives them
-# (``from gaussian import kl_diag_gaussians``, any alias, or ``gaussian.kl_diag_gaussians``) with the
-# given signatures, as the starter code does. Likewise 3d-3 and 3d-4 adapt with the stated
-# ``support_neg_elbo``, so that 3d-0 to 3d-2 charge its mistakes. The tests compute their expected
-# values with these same functions.
+# Questions 2-3 are graded on top of gaussian.py's functions *as their docstrings state them*, put in
+# place of yours while a probe of questions 2-3 runs: a mistake in gaussian.py costs question 1's tests
+# only. So call them by the names gaussian.py gives them (``from gaussian import kl_diag_gaussians``, any
+# alias, or ``gaussian.kl_diag_gaussians``) with the given signatures, as the starter code does.
+# Likewise 3d-3 and 3d-4 adapt with the stated ``support_neg_elbo``, so that 3d-0 to 3d-2 charge its
+# mistakes. The stated functions are the test's (tests/stated.py), passed to a probe (``stated``,
+# ``gaussian_nll``, ``neg_elbo``): in the autograder they are computed in the test's process, never in yours.
 
-def _normal(mu, logvar):
-    return Normal(mu, (0.5 * logvar).exp(), validate_args=False)  # no value checks: they fail under vmap
-
-
-def _sample_gaussian(mu, logvar, n_samples=None, generator=None):
-    shape = mu.shape if n_samples is None else (n_samples, *mu.shape)
-    eps = torch.randn(shape, generator=generator, dtype=mu.dtype, device=mu.device)  # gaussian.py's given draw
-    return mu + (0.5 * logvar).exp() * eps
-
-
-def _kl_diag_gaussians(mu_q, logvar_q, mu_p, logvar_p):
-    return kl_divergence(_normal(mu_q, logvar_q), _normal(mu_p, logvar_p)).sum(-1)
-
-
-def _gaussian_nll(y, mu, logvar):
-    return -_normal(mu, logvar).log_prob(y)
-
-
-def _mixture_nll(y, mu, logvar):
-    return math.log(mu.shape[0]) - torch.logsumexp(_normal(mu, logvar).log_prob(y), dim=0)
-
-
-STATED = {"sample_gaussian": _sample_gaussian, "kl_diag_gaussians": _kl_diag_gaussians,
-          "gaussian_nll": _gaussian_nll, "mixture_nll": _mixture_nll}
+def _drawing(reparameterize):
+    """``sample_gaussian`` with gaussian.py's given draw of eps, and the stated value for it."""
+    def sample_gaussian(mu, logvar, n_samples=None, generator=None):
+        shape = mu.shape if n_samples is None else (n_samples, *mu.shape)
+        return reparameterize(mu, logvar, torch.randn(shape, generator=generator, dtype=mu.dtype, device=mu.device))
+    return sample_gaussian
 
 
 def on_stated_gaussian(*modules):
-    """A probe of questions 2-3 that imports ``modules``, then runs with question 1's functions as stated (STATED)
-    in place of the student's wherever their modules hold them (``Code.stand_ins``), put back after."""
+    """A probe of questions 2-3 that imports ``modules``, then runs with question 1's functions as stated (the
+    keyword argument ``stated``, tests/stated.py's STATED) in place of the student's wherever their modules
+    hold them (``Code.stand_ins``), put back after."""
     def decorate(probe):
         @functools.wraps(probe)
-        def run(code, *args, **kwargs):
+        def run(code, *args, stated, **kwargs):
             for name in modules:  # imported first, so that their names for the helpers are there to swap
                 code.module(name)
-            with code.stand_ins("gaussian", STATED):
+            stand_ins = {name: stated[name] for name in ("kl_diag_gaussians", "gaussian_nll", "mixture_nll")}
+            with code.stand_ins("gaussian", {**stand_ins, "sample_gaussian": _drawing(stated["reparameterize"])}):
                 return probe(code, *args, **kwargs)
         return run
     return decorate
-
-
-def stated_neg_elbo(kl_weight):
-    """``GaussianHeadMAML.support_neg_elbo`` as its docstring states it, with ``kl_weight``."""
-    def support_neg_elbo(mu, rho, prior_mu, prior_rho, obs_logvar, feats, y, eps):
-        w = mu + rho.exp() * eps  # (S, D)
-        nll = _gaussian_nll(y, feats @ w.T, obs_logvar).mean()
-        kl = _kl_diag_gaussians(mu, 2 * rho, prior_mu, 2 * prior_rho)
-        return nll + kl_weight * kl / feats.shape[0]
-    return support_neg_elbo
 
 
 # ---------------------------------------------------------------- question 1: gaussian.py
@@ -89,10 +61,10 @@ def sample(code, mu, logvar, n_samples, seed):
     return code.gaussian.sample_gaussian(mu, logvar, n_samples, generator=torch.Generator().manual_seed(seed))
 
 
-def mixture(code, y, mu, logvar):
+def mixture(code, y, mu, logvar, gaussian_nll):
     """Your ``mixture_nll(y, mu, logvar)``, with the stated ``gaussian_nll`` in place of yours (1c-0 grades yours)."""
     own = code.gaussian.mixture_nll
-    with code.stand_ins("gaussian", {"gaussian_nll": _gaussian_nll}):
+    with code.stand_ins("gaussian", {"gaussian_nll": gaussian_nll}):
         return own(y, mu, logvar)
 
 
@@ -287,19 +259,19 @@ def head_neg_elbo_steps(code, inputs, kl_weight, h):
     return out
 
 
-def _meta_model(code, model_seed, first_order, kwargs):
+def _meta_model(code, model_seed, first_order, kwargs, neg_elbo):
     """``_head_model`` for a meta-loss probe: its inner loop's loss is the stated ``support_neg_elbo`` (3d-0 to
     3d-2 grade yours)."""
     model = _head_model(code, model_seed, {"first_order": first_order, **kwargs})
-    model.support_neg_elbo = stated_neg_elbo(model.kl_weight)
+    model.support_neg_elbo = functools.partial(neg_elbo, kl_weight=model.kl_weight)
     return model
 
 
 @on_stated_gaussian("bayes_head_maml")
-def head_meta_loss(code, tasks, model_seed, seed, first_order=False, **kwargs):
+def head_meta_loss(code, tasks, model_seed, seed, first_order=False, *, neg_elbo, **kwargs):
     """A seeded float64 ``GaussianHeadMAML`` (``first_order`` as given): ``loss`` on ``tasks`` with
     ``torch.Generator().manual_seed(seed)`` and its meta-gradients ({name: tensor})."""
-    model = _meta_model(code, model_seed, first_order, kwargs)
+    model = _meta_model(code, model_seed, first_order, kwargs, neg_elbo)
     loss = model.loss(*tasks, generator=torch.Generator().manual_seed(seed))
     grads = None
     if isinstance(loss, torch.Tensor) and loss.requires_grad:
@@ -309,13 +281,13 @@ def head_meta_loss(code, tasks, model_seed, seed, first_order=False, **kwargs):
 
 
 @on_stated_gaussian("bayes_head_maml")
-def head_meta_loss_along(code, tasks, model_seed, seed, direction, hs, first_order=False, **kwargs):
+def head_meta_loss_along(code, tasks, model_seed, seed, direction, hs, first_order=False, *, neg_elbo, **kwargs):
     """The ``loss`` of ``head_meta_loss``'s model (same seeds, so the same noise even from the global RNG) with its
     parameters moved to theta + h * direction ({name: tensor}), for each h of ``hs``: 0-dim values, detached (the
     test takes the directional derivative from them)."""
     out = []
     for h in hs:
-        model = _meta_model(code, model_seed, first_order, kwargs)
+        model = _meta_model(code, model_seed, first_order, kwargs, neg_elbo)
         for name, p in model.named_parameters():
             p.detach().add_(h * direction[name])  # a detached alias: moved in place, outside autograd
         out.append(model.loss(*tasks, generator=torch.Generator().manual_seed(seed)).detach())

@@ -8,6 +8,8 @@ passes and the training run happen there, in ``probes.py``; what comes back is d
 import torch
 
 import probes
+import stated
+from stated import STATED
 from cs330.data import sample_regression_tasks
 from cs330.grading import drawn_seed, expect_tensor, graded
 
@@ -18,7 +20,7 @@ def tasks(B=3, k=4, q=6, seed=0):
 
 
 def elbo_terms(student, B, seed):
-    got = student.probe(probes.np_elbo, tasks(B=B, seed=seed), seed, seed + 4)
+    got = student.probe(probes.np_elbo, tasks(B=B, seed=seed), seed, seed + 4, stated=STATED)
     assert "kl" in got, "elbo returns (elbo, log_lik, kl)"
     for name in ("elbo", "log_lik", "kl"):
         expect_tensor(got[name], f"elbo ({name})", (B,))
@@ -27,7 +29,7 @@ def elbo_terms(student, B, seed):
 
 def diag_kl(q, p):
     """KL(N(q) || N(p)) of (mu, logvar) pairs, summed over the last dim."""
-    return probes.STATED["kl_diag_gaussians"](*q, *p)
+    return stated.kl_diag_gaussians(*q, *p)
 
 
 @graded("3a-0-basic", points=2)
@@ -51,12 +53,13 @@ def test_elbo_log_likelihood(student, reference):
     q(z | support u query) with ``sample_gaussian(mu, logvar, generator=generator)``."""
     got = elbo_terms(student, 4, 1)
     log_lik = got["log_lik"]
-    other = student.probe(probes.np_elbo, tasks(B=4, seed=1), 1, 6)["log_lik"]  # the same model, another generator seed
+    # the same model, another generator seed
+    other = student.probe(probes.np_elbo, tasks(B=4, seed=1), 1, 6, stated=STATED)["log_lik"]
     assert not torch.equal(log_lik, other), (
         "another generator seed gives the same log_lik: draw z with sample_gaussian(..., generator=generator)"
     )
     # BEGIN HIDDEN
-    want = reference.probe(probes.np_elbo, tasks(B=4, seed=1), 1, 5)
+    want = reference.probe(probes.np_elbo, tasks(B=4, seed=1), 1, 5, stated=STATED)
     if torch.allclose(log_lik * 6, want["log_lik"], rtol=1e-4):
         raise AssertionError("log_lik is a mean over the query points: sum it (the ELBO of the whole query set)")
     assert torch.allclose(log_lik, want["log_lik"], rtol=1e-4, atol=1e-4), (
@@ -76,7 +79,7 @@ def test_elbo_is_reparameterised(student):
 
 def ensemble_expected(outputs, qy):
     """Mean over members of the mean query Gaussian NLL, from each member's (mu, logvar)."""
-    return sum(probes.STATED["gaussian_nll"](qy, mu, lv).mean() for mu, lv in outputs) / len(outputs)
+    return sum(stated.gaussian_nll(qy, mu, lv).mean() for mu, lv in outputs) / len(outputs)
 
 
 def rescaling(grads, want):
@@ -91,7 +94,7 @@ def test_ensemble_loss_is_mean_member_nll(student):
     """EnsembleMAML.loss (0-dim) is the mean over members of each member's mean query Gaussian NLL, with each member
     adapted for training (``member_outputs(..., train=True)``)."""
     t = tasks(seed=2)
-    got = student.probe(probes.ensemble_loss, t, 0)
+    got = student.probe(probes.ensemble_loss, t, 0, stated=STATED)
     loss = expect_tensor(got["loss"], "EnsembleMAML.loss", ())
     expected = ensemble_expected(got["outputs"], t[3])
     assert torch.isfinite(loss) and torch.allclose(loss, expected, rtol=1e-4), (
@@ -104,12 +107,12 @@ def test_ensemble_meta_gradient(student, reference):
     """The loss's meta-gradient reaches every member, second order through its 2 inner steps (train=True); hidden:
     equal to the reference's up to a positive factor (the loss's scale is 3b-0's)."""
     t = tasks(seed=4)
-    got = student.probe(probes.ensemble_loss, t, 4)
+    got = student.probe(probes.ensemble_loss, t, 4, stated=STATED)
     assert got["grads"] is not None, "the loss carries no gradient: adapt with train=True (second order)"
     heads = [g for n, g in zip(got["names"], got["grads"]) if n.endswith("head.weight")]
     assert all(g.abs().sum() > 0 for g in heads), "every member must get a meta-gradient"
     # BEGIN HIDDEN
-    want = reference.probe(probes.ensemble_loss, t, 4)
+    want = reference.probe(probes.ensemble_loss, t, 4, stated=STATED)
     scale = rescaling(got["grads"], want["grads"])  # the loss's scale (mean or sum) is 3b-0's
     for n, g, r in zip(want["names"], got["grads"], want["grads"]):
         assert torch.allclose(scale * g, r, rtol=1e-3, atol=1e-5), f"meta-gradient of {n} differs from the reference"
@@ -125,7 +128,7 @@ def test_latent_np_short_training_run(student):
     g = torch.Generator().manual_seed(drawn_seed("3c-0 tasks"))
     t = sample_regression_tasks("sinusoid", 100, 10, 20, generator=g)
     got = student.probe(probes.np_short_run, t.x_support, t.y_support, t.x_query, steps=800,
-                        seed=drawn_seed("3c-0 init") % 2**31)
+                        seed=drawn_seed("3c-0 init") % 2**31, stated=STATED)
     mean = expect_tensor(got["mean"], "the trained model's predictive mean", (100, 20, 1))
     assert torch.isfinite(mean).all(), "non-finite predictions after training"
     mse, zero = float(((mean - t.y_query) ** 2).mean()), float((t.y_query**2).mean())

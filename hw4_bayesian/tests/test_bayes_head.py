@@ -9,6 +9,8 @@ import math
 import torch
 
 import probes
+import stated
+from stated import NEG_ELBO, STATED
 from cs330.data import sample_regression_tasks
 from cs330.grading import drawn_seed, expect_tensor, graded
 
@@ -31,7 +33,7 @@ def elbo_inputs(seed=0, M=5, D=17, S=3):
 
 
 def neg_elbo(student, inputs, kl_weight=1.0):
-    got = student.probe(probes.head_neg_elbo, inputs, kl_weight)
+    got = student.probe(probes.head_neg_elbo, inputs, kl_weight, stated=STATED)
     return expect_tensor(got["value"], "support_neg_elbo", ()), got["grads"]
 
 
@@ -41,7 +43,7 @@ def test_support_neg_elbo_likelihood_term(student):
     gaussian_nll(y_i, h_i^T w_s, obs_logvar), w_s = mu + exp(rho) * eps_s. The KL term is 3d-1's."""
     mu, rho, mu0, rho0, *rest = elbo_inputs()
     value, _ = neg_elbo(student, (mu0, rho0, mu0, rho0, *rest), kl_weight=0.0)
-    expected = probes.stated_neg_elbo(0.0)(mu0, rho0, mu0, rho0, *rest)  # the docstring's formula
+    expected = stated.support_neg_elbo(mu0, rho0, mu0, rho0, *rest, kl_weight=0.0)  # the docstring's formula
     feats = rest[1]
     assert not torch.allclose(value, expected * feats.shape[0], rtol=1e-5), (
         "the NLL is summed over the support points: take the mean"
@@ -57,7 +59,7 @@ def test_support_neg_elbo_kl_term(student):
     parameterisation (rho = log sigma, so log-variance 2 rho), q = N(mu, exp(2 rho)) first."""
     inputs = elbo_inputs(seed=1)
     mu, rho, mu0, rho0, _, feats = inputs[:6]
-    kl = probes.STATED["kl_diag_gaussians"](mu, 2 * rho, mu0, 2 * rho0) / feats.shape[0]  # log-variances 2 rho
+    kl = stated.kl_diag_gaussians(mu, 2 * rho, mu0, 2 * rho0) / feats.shape[0]  # log-variances 2 rho
     likelihood, _ = neg_elbo(student, inputs, 0.0)  # the likelihood term alone: its value is 3d-0's
     for weight in (1.0, 2.5):
         value, _ = neg_elbo(student, inputs, weight)
@@ -70,7 +72,7 @@ def test_support_neg_elbo_kl_term(student):
 
 def own_gradients(student, inputs, kl_weight, h=1e-6):
     """The derivatives of YOUR support_neg_elbo in mu and rho, by central differences of its values (computed here)."""
-    out = student.probe(probes.head_neg_elbo_steps, inputs, kl_weight, h)
+    out = student.probe(probes.head_neg_elbo_steps, inputs, kl_weight, h, stated=STATED)
     return [torch.tensor([(float(p) - float(m)) / (2 * h) for p, m in zip(out[name]["plus"], out[name]["minus"])],
                          dtype=torch.float64) for name in ("mu", "rho")]
 
@@ -84,7 +86,7 @@ def test_support_neg_elbo_gradients(student):
     _, grads = neg_elbo(student, inputs, kl_weight=0.0)
     assert grads is not None, "support_neg_elbo carries no gradient in (mu, rho)"
     h_mu, h_rho = inputs[0].clone().requires_grad_(), inputs[1].clone().requires_grad_()
-    h_g = torch.autograd.grad(probes.stated_neg_elbo(0.0)(h_mu, h_rho, *inputs[2:]), (h_mu, h_rho))
+    h_g = torch.autograd.grad(stated.support_neg_elbo(h_mu, h_rho, *inputs[2:], kl_weight=0.0), (h_mu, h_rho))
     if not all(torch.allclose(g, h, rtol=1e-4, atol=1e-8) for g, h in zip(grads, h_g)):
         # your value differs from the formula's (3d-0 charges that): the gradients must be your value's own derivatives
         own = own_gradients(student, inputs, kl_weight=0.0)
@@ -98,19 +100,24 @@ def test_support_neg_elbo_gradients(student):
         "the KL term adds no gradient in rho: compute it from mu and rho without detaching"
 
 
+def meta_loss(code, *args, **kwargs):
+    """``probes.head_meta_loss`` on ``code`` (the student's or the reference), adapting with the stated functions."""
+    return code.probe(probes.head_meta_loss, *args, stated=STATED, neg_elbo=NEG_ELBO, **kwargs)
+
+
 @graded("3d-3-hidden", points=1)
 def test_meta_loss_value(student, reference):
     """loss: the query mixture NLL (mixture_nll over ``self.n_samples`` sampled heads of the adapted q), mean over
     query points and tasks, with all noise drawn by one ``self.draw_noise(support_x, self.n_samples, generator)``."""
     t = tasks(B=4, k=3, seed=5)
-    got = student.probe(probes.head_meta_loss, t, 3, 11)
+    got = meta_loss(student, t, 3, 11)
     loss = expect_tensor(got["loss"], "GaussianHeadMAML.loss", ())
-    other = expect_tensor(student.probe(probes.head_meta_loss, t, 3, 12)["loss"], "loss", ())
+    other = expect_tensor(meta_loss(student, t, 3, 12)["loss"], "loss", ())
     assert not torch.equal(loss, other), (
         "another generator seed gives the same loss: draw the noise with self.draw_noise(..., generator)"
     )
     # BEGIN HIDDEN
-    want = reference.probe(probes.head_meta_loss, t, 3, 11)
+    want = meta_loss(reference, t, 3, 11)
     assert torch.allclose(loss, want["loss"], rtol=1e-6), (
         f"loss {float(loss):.8f} != reference {float(want['loss']):.8f}"
     )
@@ -124,7 +131,8 @@ def directional_derivative_matches(student, t, grads, h=1e-5):
     v = {n: torch.randn(x.shape, generator=g, dtype=torch.float64) for n, x in grads.items()}
     norm = torch.sqrt(sum((x**2).sum() for x in v.values()))
     v = {n: x / norm for n, x in v.items()}
-    losses = student.probe(probes.head_meta_loss_along, t, 2, 1, v, [h, -h])
+    losses = student.probe(probes.head_meta_loss_along, t, 2, 1, v, [h, -h], stated=STATED,
+                           neg_elbo=NEG_ELBO)
     plus, minus = (expect_tensor(x, "loss", ()) for x in losses)
     slope = float((plus - minus) / (2 * h))
     claimed = float(sum((grads[n].double() * v[n]).sum() for n in v))
@@ -139,22 +147,23 @@ def test_meta_gradient_is_second_order(student, reference):
     order when ``first_order`` is False (components(..., train=True)), equal to the reference's up to a positive factor
     (the loss's scale, mean or sum, is 3d-3's)."""
     t = tasks(seed=3)
-    got = student.probe(probes.head_meta_loss, t, 2, 1)
+    got = meta_loss(student, t, 2, 1)
     assert got["grads"] is not None, "the loss carries no gradient: use components(..., train=True)"
     for n, g in got["grads"].items():
         assert g.abs().sum() > 0, f"no meta-gradient reaches {n}"
     # the probe seeds the global RNG before building the model: only another generator seed tells if the noise uses it
-    uses_generator = not torch.equal(got["loss"], student.probe(probes.head_meta_loss, t, 2, 2)["loss"])
+    uses_generator = not torch.equal(got["loss"], meta_loss(student, t, 2, 2)["loss"])
     # BEGIN HIDDEN
     if not uses_generator:
         # noise not from the generator (3d-3 deducts for that), so no reference to compare with: the loss must still
         # be a loss of the tasks, and the meta-gradient the derivative of YOUR loss, checked here by central differences
-        assert not torch.equal(got["loss"], student.probe(probes.head_meta_loss, tasks(seed=4), 2, 1)["loss"]), (
+        elsewhere = meta_loss(student, tasks(seed=4), 2, 1)["loss"]
+        assert not torch.equal(got["loss"], elsewhere), (
             "the loss is the same on other tasks: it must be the query mixture NLL of the adapted heads")
         directional_derivative_matches(student, t, got["grads"])
         return
-    want = reference.probe(probes.head_meta_loss, t, 2, 1)
-    first = reference.probe(probes.head_meta_loss, t, 2, 1, first_order=True)
+    want = meta_loss(reference, t, 2, 1)
+    first = meta_loss(reference, t, 2, 1, first_order=True)
     names = list(want["grads"])
     g = torch.cat([got["grads"][n].flatten() for n in names])
     scale = float(g @ torch.cat([want["grads"][n].flatten() for n in names]) / (g @ g))  # the loss's scale is 3d-3's

@@ -10,6 +10,7 @@ import torch
 from torch.distributions import Normal, kl_divergence
 
 import probes
+from stated import STATED
 from cs330.grading import expect_tensor, graded
 
 
@@ -129,16 +130,22 @@ def test_gaussian_nll(student):
     assert torch.allclose(nll, expected, rtol=1e-5), f"gaussian_nll {nll.tolist()}, expected {expected.tolist()}"
 
 
+def mixture(student, y, mu, logvar):
+    """``probes.mixture``: your mixture_nll on the stated gaussian_nll."""
+    return student.probe(probes.mixture, y, mu, logvar, gaussian_nll=STATED["gaussian_nll"])
+
+
 @graded("1c-1-hidden", points=1)
 def test_mixture_nll_value(student):
     """mixture_nll is -log (1/S) sum_s N(y; mu_s, exp(logvar_s)) elementwise (the mean of the densities, so
     one component gives gaussian_nll). 1c-1 and 1c-2 run it with the stated gaussian_nll in place of yours
     (probes.mixture): 1c-0 alone grades gaussian_nll."""
     y, mu, logvar = seeded(3, 2, seed=7), seeded(7, 3, 2, seed=8), seeded(7, 3, 2, seed=9)
-    one = expect_tensor(student.probe(probes.mixture, y, mu[:1], logvar[:1]), "mixture_nll with S = 1", (3, 2))
+    one = expect_tensor(mixture(student, y, mu[:1], logvar[:1]),
+                        "mixture_nll with S = 1", (3, 2))
     single = -Normal(mu[0], (0.5 * logvar[0]).exp()).log_prob(y)
     assert torch.allclose(one, single, rtol=1e-5), "with one component the mixture NLL is the Gaussian NLL"
-    out = expect_tensor(student.probe(probes.mixture, y, mu, logvar), "mixture_nll", (3, 2))
+    out = expect_tensor(mixture(student, y, mu, logvar), "mixture_nll", (3, 2))
     # BEGIN HIDDEN
     expected = -Normal(mu, (0.5 * logvar).exp()).log_prob(y).exp().mean(0).log()
     summed = expected - math.log(7)
@@ -152,8 +159,8 @@ def test_mixture_nll_value(student):
 @graded("1c-2-basic", points=1)
 def test_mixture_nll_is_stable_in_the_tails(student):
     """mixture_nll stays finite where every density underflows (y far in the tails): compute it in log space."""
-    far = student.probe(probes.mixture, torch.tensor([1e3], dtype=torch.float64),
-                        torch.zeros(4, 1, dtype=torch.float64), torch.full((4, 1), -6.0, dtype=torch.float64))
+    far = mixture(student, torch.tensor([1e3], dtype=torch.float64), torch.zeros(4, 1, dtype=torch.float64),
+                  torch.full((4, 1), -6.0, dtype=torch.float64))
     far = expect_tensor(far, "mixture_nll", (1,))
     expected = 0.5 * (math.log(2 * math.pi) - 6.0 + 1e6 * math.exp(6.0))  # four equal components: one Gaussian's NLL
     assert torch.isfinite(far).all() and abs(float(far) / expected - 1) < 1e-5, (

@@ -8,6 +8,7 @@ import torch
 from torch.distributions import Normal, kl_divergence
 
 import probes
+from stated import STATED
 from cs330.grading import expect_tensor, graded
 
 N = probes.N_WAY
@@ -115,7 +116,7 @@ def test_activation_bottleneck_kl_value(student, reference):
     the code's dims and averaged over the queries (of every task); total = CE + beta * KL. Hidden: seeded KL terms
     equal the reference's."""
     for seed in (0, 1):
-        got = student.probe(probes.blackbox_terms, tiny_images(seed=seed), 0.5, seed, seed)
+        got = student.probe(probes.blackbox_terms, tiny_images(seed=seed), 0.5, seed, seed, stated=STATED)
         kl = expect_tensor(got["kl"], "BlackBoxClassifier.loss (KL)", ())
         expected = standard_kl(got["mu"], got["logvar"])  # (B, M)
         if torch.allclose(kl, expected.sum(), rtol=1e-4):
@@ -125,7 +126,7 @@ def test_activation_bottleneck_kl_value(student, reference):
             "summed over the code's dims and averaged over the queries")
         assert torch.allclose(expect_tensor(got["total"], "loss (total)", ()), got["ce"] + 0.5 * kl, rtol=1e-5)
         # BEGIN HIDDEN
-        want = reference.probe(probes.blackbox_terms, tiny_images(seed=seed), 0.5, seed, seed)
+        want = reference.probe(probes.blackbox_terms, tiny_images(seed=seed), 0.5, seed, seed, stated=STATED)
         assert torch.allclose(got["kl"], want["kl"], rtol=1e-4, atol=1e-6), "the KL term differs from the reference"
         # END HIDDEN
 
@@ -134,7 +135,7 @@ def test_activation_bottleneck_kl_value(student, reference):
 def test_activation_bottleneck_gradient(student):
     """beta * KL sends a gradient to the encoder (the conv body and the log-variance layer): the KL is computed
     from the query codes' (mu, logvar) in the graph, not from detached copies."""
-    got = student.probe(probes.blackbox_terms, tiny_images(), 0.5, 0, 0)
+    got = student.probe(probes.blackbox_terms, tiny_images(), 0.5, 0, 0, stated=STATED)
     assert got.get("grads") is not None, (
         "the KL term carries no gradient: compute it from (mu, logvar) without detaching"
     )
@@ -158,9 +159,9 @@ def test_weight_bottleneck_samples(student):
     """MR-MAML meta_params: every body weight (``stochastic``) is a fresh sample mu + sigma * eps with
     sigma = exp(log_sigma) (one eps per weight, from the generator: the same seed, the same sample); the head
     (adapted by the inner loop) is the mean itself."""
-    state = student.probe(probes.mr_maml_state)
+    state = student.probe(probes.mr_maml_state, stated=STATED)
     ls = log_sigmas(state)
-    got = student.probe(probes.mr_maml_samples, ls, [0, 0, 1])
+    got = student.probe(probes.mr_maml_samples, ls, [0, 0, 1], stated=STATED)
     a, again, other = got["samples"]
     mu = state["mu"]
     assert set(a) == set(mu), f"meta_params must return every parameter name of the model: {sorted(mu)}"
@@ -182,8 +183,8 @@ def test_weight_bottleneck_samples(student):
 @graded("2d-1-basic", points=1)
 def test_weight_bottleneck_samples_are_reparameterised(student):
     """The sampled body weights are differentiable in the means (d sample / d mu = 1) and in the log-sigmas."""
-    state = student.probe(probes.mr_maml_state)
-    got = student.probe(probes.mr_maml_samples, log_sigmas(state), [0])
+    state = student.probe(probes.mr_maml_state, stated=STATED)
+    got = student.probe(probes.mr_maml_samples, log_sigmas(state), [0], stated=STATED)
     assert got["grads"], "the samples carry no gradient: build them with sample_gaussian from the parameters, no detach"
     for n in state["stochastic"]:
         assert torch.allclose(got["grads"]["mu"][n], torch.ones_like(state["mu"][n])), f"{n}: d sample / d mu must be 1"
@@ -194,9 +195,9 @@ def test_weight_bottleneck_samples_are_reparameterised(student):
 def test_weight_bottleneck_kl(student):
     """MR-MAML regularizer: KL(N(mu, exp(2 log_sigma)) || N(0, I)) summed over every body weight (a 0-dim tensor),
     with gradients to the means and to the log-sigmas."""
-    state = student.probe(probes.mr_maml_state)
+    state = student.probe(probes.mr_maml_state, stated=STATED)
     ls = log_sigmas(state, seed=6)
-    got = student.probe(probes.mr_maml_regularizer, ls)
+    got = student.probe(probes.mr_maml_regularizer, ls, stated=STATED)
     kl = expect_tensor(got["kl"], "MRMAML.regularizer", ())
     expected = sum(standard_kl(state["mu"][n].double().flatten(), 2 * ls[key(n)].double().flatten())
                    for n in state["stochastic"])

@@ -6,6 +6,7 @@
   and who is blamed when a process dies
 - ``remote``  in the test process: the ``student`` fixture's proxy to the worker (requests out,
   data back through ``cs330.grading.wire``)
+- ``callbacks``  in the test process: the answers to the worker's calls of a test's ``Trusted`` functions
 
 May use ``authoring``, ``wire`` and ``worker.jail`` (to start a worker); nothing here is in the
 student wheel.
