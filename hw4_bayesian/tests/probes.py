@@ -15,9 +15,18 @@ N_WAY = 5
 
 
 def _grads(loss, params):
-    """d loss / d p for each p of ``params`` (zeros where the loss does not reach p)."""
+    """d loss / d p for each p of ``params`` (zeros where the loss does not reach p). The tests check these
+    against differences of values (tests/slopes.py), taken with ``_move``."""
     grads = torch.autograd.grad(loss, params, allow_unused=True, retain_graph=True)
     return [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
+
+
+def _move(params, moved):
+    """Add h * v to each of ``params`` in place, outside autograd; ``moved``: (v, a list like params; h) or None."""
+    if moved is not None:
+        direction, h = moved
+        for p, v in zip(params, direction):
+            p.detach().add_(h * v.to(p.dtype))
 
 
 # ---------------------------------------------------------------- question 1's functions as stated
@@ -113,12 +122,14 @@ def sensitivity(code, predictor, support_x, support_y, query_x, seed):
 
 
 @on_stated_gaussian("blackbox")
-def blackbox_terms(code, images, beta, model_seed, seed):
-    """A seeded ``BlackBoxClassifier(5, hidden=8, stochastic=True)`` (training mode): its ``loss`` terms on
-    ``images`` = (support_x, support_y, query_x, query_y), the query codes' (mu, logvar) from ``encode``,
-    and the gradients of the KL term in ``to_logvar.weight`` and the first conv's weight."""
+def blackbox_terms(code, images, beta, model_seed, seed, moved=None):
+    """A seeded ``BlackBoxClassifier(5, hidden=8, stochastic=True)`` (training mode, the images' dtype): its
+    ``loss`` terms on ``images`` = (support_x, support_y, query_x, query_y), the query codes' (mu, logvar) from
+    ``encode``, and the gradients of the KL term in ``to_logvar.weight`` and the first conv's weight (``moved``
+    first, if given: see ``_move``)."""
     torch.manual_seed(model_seed)
-    model = code.blackbox.BlackBoxClassifier(N_WAY, hidden=8, stochastic=True)
+    model = code.blackbox.BlackBoxClassifier(N_WAY, hidden=8, stochastic=True).to(images[0].dtype)
+    _move([model.to_logvar.weight, model.encoder.blocks[0].conv.weight], moved)
     total, ce, kl, _ = model.loss(*images, beta=beta, generator=torch.Generator().manual_seed(seed))
     _, (mu, logvar) = model.encode(images[2])
     out = {"total": total, "ce": ce, "kl": kl, "mu": mu, "logvar": logvar}
@@ -180,13 +191,15 @@ def mr_maml_regularizer(code, log_sigma, seed=0):
 # ---------------------------------------------------------------- question 3: neural_process.py, ensemble_maml.py
 
 @on_stated_gaussian("neural_process")
-def np_elbo(code, tasks, model_seed, seed):
-    """A seeded ``NeuralProcess(latent=True, width=32, z_dim=8)``: ``elbo`` on ``tasks`` (support_x, support_y,
-    query_x, query_y) with ``torch.Generator().manual_seed(seed)``, the encoder's posterior and prior
-    (``encode`` of support u query and of the support) and the gradients of ``log_lik.sum()`` in ``to_z``."""
+def np_elbo(code, tasks, model_seed, seed, moved=None):
+    """A seeded ``NeuralProcess(latent=True, width=32, z_dim=8)`` (the tasks' dtype): ``elbo`` on ``tasks``
+    (support_x, support_y, query_x, query_y) with ``torch.Generator().manual_seed(seed)``, the encoder's posterior
+    and prior (``encode`` of support u query and of the support) and the gradients of ``log_lik.sum()`` in
+    ``to_z``'s weight and bias (``moved`` first, if given: see ``_move``)."""
     sx, sy, qx, qy = tasks
     torch.manual_seed(model_seed)
-    model = code.neural_process.NeuralProcess(latent=True, width=32, z_dim=8)
+    model = code.neural_process.NeuralProcess(latent=True, width=32, z_dim=8).to(sx.dtype)
+    _move([model.to_z.weight, model.to_z.bias], moved)
     out = model.elbo(sx, sy, qx, qy, generator=torch.Generator().manual_seed(seed))
     if not isinstance(out, (tuple, list)) or len(out) != 3:
         return {"elbo": out}

@@ -8,6 +8,7 @@ passes and the training run happen there, in ``probes.py``; what comes back is d
 import torch
 
 import probes
+import slopes
 import stated
 from stated import STATED
 from cs330.data import sample_regression_tasks
@@ -75,6 +76,15 @@ def test_elbo_is_reparameterised(student):
     assert got["lik_grads"] is not None and all(g.abs().sum() > 0 for g in got["lik_grads"]), (
         "no gradient reaches the encoder through log_lik: sample z with sample_gaussian (reparameterised), "
         "not under torch.no_grad() or from detached (mu, logvar)")
+    # the same in float64, against the differences of log_lik.sum() itself along a random direction
+    t, h = tuple(x.double() for x in tasks(B=3, seed=2)), 1e-6
+    grads = student.probe(probes.np_elbo, t, 2, 6, stated=STATED).get("lik_grads")
+    assert grads is not None, "in float64 log_lik carries no gradient"
+    v = slopes.direction({"weight": grads[0], "bias": grads[1]}, "3a-2 direction")
+    moved = [student.probe(probes.np_elbo, t, 2, 6, moved=([v["weight"], v["bias"]], s * h), stated=STATED)
+             for s in (1, -1)]
+    plus, minus = (expect_tensor(m.get("log_lik"), "elbo (log_lik)", (3,)).sum() for m in moved)
+    slopes.assert_slope({"weight": grads[0], "bias": grads[1]}, v, plus, minus, h, "log_lik.sum()")
 
 
 def ensemble_expected(outputs, qy):

@@ -9,10 +9,11 @@ import math
 import torch
 
 import probes
+import slopes
 import stated
 from stated import NEG_ELBO, STATED
 from cs330.data import sample_regression_tasks
-from cs330.grading import drawn_seed, expect_tensor, graded
+from cs330.grading import expect_tensor, graded
 
 
 def tasks(B=3, k=4, q=6, seed=0):
@@ -125,20 +126,13 @@ def test_meta_loss_value(student, reference):
 
 
 def directional_derivative_matches(student, t, grads, h=1e-5):
-    """Fail unless <grads, v> equals (L(theta + h v) - L(theta - h v)) / 2h for a random unit direction v drawn here,
-    L being your loss with head_meta_loss's seeds (float64): a gradient your code cannot forge without computing it."""
-    g = torch.Generator().manual_seed(drawn_seed("3d-4 direction"))
-    v = {n: torch.randn(x.shape, generator=g, dtype=torch.float64) for n, x in grads.items()}
-    norm = torch.sqrt(sum((x**2).sum() for x in v.values()))
-    v = {n: x / norm for n, x in v.items()}
-    losses = student.probe(probes.head_meta_loss_along, t, 2, 1, v, [h, -h], stated=STATED,
-                           neg_elbo=NEG_ELBO)
+    """Fail unless the meta-gradient along a random direction is the central difference of your loss (float64,
+    head_meta_loss's seeds; slopes.py): a gradient your code cannot forge without computing it."""
+    v = slopes.direction(grads, "3d-4 direction")
+    losses = student.probe(probes.head_meta_loss_along, t, 2, 1, v, [h, -h], stated=STATED, neg_elbo=NEG_ELBO)
     plus, minus = (expect_tensor(x, "loss", ()) for x in losses)
-    slope = float((plus - minus) / (2 * h))
-    claimed = float(sum((grads[n].double() * v[n]).sum() for n in v))
-    assert abs(claimed - slope) <= 1e-4 * max(1.0, abs(slope)), (
-        f"the meta-gradient along a random direction is {claimed:.6g}, but your loss changes at the rate {slope:.6g} "
-        "there: differentiate the loss itself, second order through the inner loop (train=True)")
+    slopes.assert_slope(grads, v, plus, minus, h, "the meta-gradient (second order through the inner loop, "
+                        "train=True)")
 
 
 @graded("3d-4-hidden", points=2)

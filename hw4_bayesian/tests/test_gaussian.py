@@ -10,6 +10,7 @@ import torch
 from torch.distributions import Normal, kl_divergence
 
 import probes
+import slopes
 from stated import STATED
 from cs330.grading import expect_tensor, graded
 
@@ -57,6 +58,10 @@ def test_sample_gaussian_is_reparameterised(student):
     assert torch.allclose(got["d_mu"], torch.full((2,), 50.0, dtype=torch.float64)), \
         f"d sum(z) / d mu should be S = 50 per entry, got {got['d_mu'].tolist()}"
     assert got["d_logvar"].abs().min() > 0, "no gradient reaches logvar: sigma = exp(logvar / 2) must stay in the graph"
+    v, h = slopes.direction({"mu": MU, "logvar": LOGVAR}, "1a-1 direction"), 1e-5
+    moved = (student.probe(probes.sample, MU + s * h * v["mu"], LOGVAR + s * h * v["logvar"], 50, 2) for s in (1, -1))
+    plus, minus = (expect_tensor(z, "sample_gaussian", (50, 2)).sum() for z in moved)
+    slopes.assert_slope({"mu": got["d_mu"], "logvar": got["d_logvar"]}, v, plus, minus, h, "sum(z)")
 
 
 @graded("1a-2-hidden", points=1)

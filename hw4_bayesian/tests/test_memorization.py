@@ -8,6 +8,7 @@ import torch
 from torch.distributions import Normal, kl_divergence
 
 import probes
+import slopes
 from stated import STATED
 from cs330.grading import expect_tensor, graded
 
@@ -142,6 +143,15 @@ def test_activation_bottleneck_gradient(student):
     to_logvar, conv = got["grads"]
     assert to_logvar.abs().sum() > 0 and conv.abs().sum() > 0, \
         "the regulariser's gradient must reach the encoder and to_logvar (are mu or logvar detached?)"
+    # the same in float64, against the differences of the KL itself along a random direction
+    images, h = tuple(x.double() if x.is_floating_point() else x for x in tiny_images()), 1e-6
+    grads = dict(zip(("to_logvar", "conv"), student.probe(probes.blackbox_terms, images, 0.5, 0, 0, stated=STATED)
+                     .get("grads") or (None, None)))
+    assert grads["conv"] is not None, "in float64 the KL term carries no gradient"
+    v = slopes.direction(grads, "2c-1 direction")
+    kls = [student.probe(probes.blackbox_terms, images, 0.5, 0, 0, moved=([v["to_logvar"], v["conv"]], s * h),
+                         stated=STATED)["kl"] for s in (1, -1)]
+    slopes.assert_slope(grads, v, *(expect_tensor(kl, "the KL term", ()) for kl in kls), h, "the KL term")
 
 
 def log_sigmas(state, seed=5):
