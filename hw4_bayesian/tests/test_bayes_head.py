@@ -13,16 +13,20 @@ import slopes
 import stated
 from stated import NEG_ELBO, STATED
 from cs330.data import sample_regression_tasks
-from cs330.grading import expect_tensor, graded
+from cs330.grading import drawn_seed, expect_tensor, graded
 
 
 def tasks(B=3, k=4, q=6, seed=0):
-    t = sample_regression_tasks("sinusoid", B, k, q, generator=torch.Generator().manual_seed(seed))
+    """Sinusoid tasks (float64), set ``seed`` of this grading's draws (drawn_seed: unknown to your code)."""
+    g = torch.Generator().manual_seed(drawn_seed(f"3d tasks {seed}"))
+    t = sample_regression_tasks("sinusoid", B, k, q, generator=g)
     return tuple(v.double() for v in (t.x_support, t.y_support, t.x_query, t.y_query))
 
 
 def seeded(*shape, seed=0):
-    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    """Standard-normal float64 inputs, set ``seed`` of this grading's draws."""
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(drawn_seed(f"3d inputs {seed}")),
+                       dtype=torch.float64)
 
 
 def elbo_inputs(seed=0, M=5, D=17, S=3):

@@ -12,11 +12,13 @@ from torch.distributions import Normal, kl_divergence
 import probes
 import slopes
 from stated import STATED
-from cs330.grading import expect_tensor, graded
+from cs330.grading import drawn_seed, expect_tensor, graded
 
 
 def seeded(*shape, seed=0):
-    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    """Standard-normal float64 inputs, set ``seed`` of this grading's draws (drawn_seed: unknown to your code)."""
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(drawn_seed(f"1 inputs {seed}")),
+                       dtype=torch.float64)
 
 
 MU = torch.tensor([1.0, -2.0], dtype=torch.float64)

@@ -10,7 +10,7 @@ from torch.distributions import Normal, kl_divergence
 import probes
 import slopes
 from stated import STATED
-from cs330.grading import expect_tensor, graded
+from cs330.grading import drawn_seed, expect_tensor, graded
 
 N = probes.N_WAY
 
@@ -63,7 +63,8 @@ def test_shuffled_labels_differ_across_tasks(student):
 
 
 def episode(B=4, K=1, Q=3, seed=0):
-    g = torch.Generator().manual_seed(seed)
+    """Well-separated classes, set ``seed`` of this grading's draws (drawn_seed: unknown to your code)."""
+    g = torch.Generator().manual_seed(drawn_seed(f"2b episode {seed}"))
     centres = 10 * torch.randn(B, N, 1, 4, generator=g)
     sx = (centres + 0.1 * torch.randn(B, N, K, 4, generator=g)).flatten(1, 2)
     qx = (centres + 0.1 * torch.randn(B, N, Q, 4, generator=g)).flatten(1, 2)
@@ -101,7 +102,8 @@ def test_support_sensitivity_per_task(student):
 
 
 def tiny_images(B=2, K=1, Q=2, seed=0):
-    g = torch.Generator().manual_seed(seed)
+    """Random images of tasks with fixed labels, set ``seed`` of this grading's draws."""
+    g = torch.Generator().manual_seed(drawn_seed(f"2c images {seed}"))
     return (torch.rand(B, N * K, 1, 28, 28, generator=g), fixed_labels(B, K),
             torch.rand(B, N * Q, 1, 28, 28, generator=g), fixed_labels(B, Q))
 
@@ -155,8 +157,9 @@ def test_activation_bottleneck_gradient(student):
 
 
 def log_sigmas(state, seed=5):
-    """Random log-sigmas in [-3, -1], one per weight, so that a sigma / variance confusion shows."""
-    g = torch.Generator().manual_seed(seed)
+    """Random log-sigmas in [-3, -1], one per weight, so that a sigma / variance confusion shows (set ``seed`` of
+    this grading's draws)."""
+    g = torch.Generator().manual_seed(drawn_seed(f"2d log-sigmas {seed}"))
     return {n: -3.0 + 2.0 * torch.rand(v.shape, generator=g) for n, v in state["log_sigma"].items()}
 
 
