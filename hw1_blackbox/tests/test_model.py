@@ -12,12 +12,13 @@ import torch
 import torch.nn.functional as F
 
 import probes
-from cs330.grading import expect_tensor, graded
+from cs330.grading import drawn_seed, expect_tensor, graded
 
 
 def batch(B=4, K=2, N=3, seed=0):
-    """A random (images, one-hot labels) batch in the sampler's layout: support rows in label order, query shuffled."""
-    g = torch.Generator().manual_seed(seed)
+    """A random (images, one-hot labels) batch in the sampler's layout: support rows in label order, query shuffled
+    (set ``seed`` of this grading's draws: drawn_seed, unknown to your code)."""
+    g = torch.Generator().manual_seed(drawn_seed(f"2 batch {seed}"))
     x = torch.rand(B, K + 1, N, 784, generator=g)
     y = torch.eye(N).repeat(B, K + 1, 1, 1)
     for b in range(B):
@@ -34,16 +35,31 @@ def make(student, N=3, K=2, model="lstm", seed=0):
 def test_forward_shape(student):
     """MANN.forward maps (B, K+1, N, 784) images and (B, K+1, N, N) labels to (B, K+1, N, N) logits."""
     x, y = batch(B=4, K=2, N=3)
-    out = expect_tensor(make(student, N=3, K=2)(x, y), "MANN.forward", (4, 3, 3, 3))
+    model = make(student, N=3, K=2)
+    out = expect_tensor(model(x, y), "MANN.forward", (4, 3, 3, 3))
     assert torch.isfinite(out).all(), "non-finite outputs"
+    reads_the_images(model, x, y, out)
+
+
+def reads_the_images(model, x, y, out):
+    """The query predictions change with the query images (a model's logits, not a tensor of the right shape)."""
+    other = expect_tensor(model(batch(x.shape[0], x.shape[1] - 1, x.shape[2], seed=99)[0], y), "MANN.forward",
+                          tuple(out.shape))
+    assert not torch.allclose(out[:, -1], other[:, -1]), (
+        "the query predictions are the same for other images: run the encoder and the sequence model on the "
+        "images and labels (not zeros or the labels themselves)")
 
 
 @graded("2a-1-hidden", points=1, timeout=20)
 def test_forward_shape_variants(student):
     """The same forward serves the conv encoder and the transformer variants (other B, K, N)."""
     x, y = batch(B=2, K=1, N=4, seed=1)
-    shapes = {m: tuple(expect_tensor(make(student, N=4, K=1, model=m)(x, y), f"MANN.forward ({m})").shape)
-              for m in ("conv_lstm", "transformer")}
+    shapes = {}
+    for m in ("conv_lstm", "transformer"):
+        model = make(student, N=4, K=1, model=m)
+        out = expect_tensor(model(x, y), f"MANN.forward ({m})")
+        shapes[m] = tuple(out.shape)
+        reads_the_images(model, x, y, out)
     # BEGIN HIDDEN
     for m, shape in shapes.items():
         assert shape == (2, 2, 4, 4), f"{m}: expected (2, 2, 4, 4), got {shape}"
