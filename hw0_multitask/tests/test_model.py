@@ -73,7 +73,23 @@ def test_embedding_tables(student):
             tables_read(p, q, weights, users, items, f"{arch}, task {task}")
 
 
-@graded("1a-1-hidden", points=3)
+@graded("1a-2-basic", points=1)
+def test_embedding_depends_on_the_task(student):
+    """With separate tables the two tasks get different embeddings (``task`` picks the table); shared, the same."""
+    mt = student.model
+    users, items, _, _ = batch()
+    for arch in ("shared", "separate"):
+        net = student.probe(probes.randomized, arch)
+        (p_rank, q_rank), (p_rate, q_rate) = net.embed(users, items, mt.RANK), net.embed(users, items, mt.RATE)
+        same = torch.equal(p_rank, p_rate) and torch.equal(q_rank, q_rate)
+        if arch == "separate":
+            assert not same, ("separate: the ranking and the rating task get the same embeddings: embed must read "
+                              "table `task` (user_emb[task], item_emb[task]), not table 0 for both")
+        else:
+            assert same, "shared: both tasks must read the one table (index 0), whatever `task` is"
+
+
+@graded("1a-1-hidden", points=2)
 def test_embedding_tables_hidden(student):
     """embed reads the right table for each task; tables start as N(0, init_std^2)."""
     mt = student.model
