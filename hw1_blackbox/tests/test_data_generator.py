@@ -8,22 +8,23 @@ so batches are sampled by the probe ``probes.sample``, which seeds one there.
 import torch
 
 import probes
-from cs330.grading import expect_tensor, graded
+from cs330.grading import drawn_seed, expect_tensor, graded
 
 C, D, P = 40, 20, 784  # characters, drawers, pixels
 
 
 def tagged_images(C=C, D=D):
     """float (C, D, 784) images whose first two pixels name them: [c, d, 0] = c, [c, d, 1] = d."""
-    x = torch.rand(C, D, P, generator=torch.Generator().manual_seed(123))
+    x = torch.rand(C, D, P, generator=torch.Generator().manual_seed(drawn_seed("1 images")))
     x[:, :, 0] = torch.arange(C, dtype=torch.float32)[:, None]
     x[:, :, 1] = torch.arange(D, dtype=torch.float32)[None, :]
     return x
 
 
 def sample(student, n_way=5, k_shot=2, batch_size=16, seed=0, images=None):
+    """Your sampler on ``images`` with a generator seeded by set ``seed`` of this grading's draws (drawn_seed)."""
     images = tagged_images() if images is None else images
-    out = student.probe(probes.sample, images, n_way, k_shot, batch_size, seed)
+    out = student.probe(probes.sample, images, n_way, k_shot, batch_size, drawn_seed(f"1 sampler {seed}"))
     assert isinstance(out, tuple) and len(out) == 2, "sample_batch must return (images, labels)"
     x, y = expect_tensor(out[0], "sample_batch (images)"), expect_tensor(out[1], "sample_batch (labels)")
     return images, x, y
