@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import inspect
 import sys
 from pathlib import Path
 
@@ -96,8 +97,6 @@ class Trusted:
     The worker calls it by the parameter names of ``fn``; its arguments must be tensors and numbers."""
 
     def __init__(self, fn):
-        import inspect
-
         self.fn = fn
         self.names = list(inspect.signature(fn).parameters)
 

@@ -26,6 +26,7 @@ import torch
 
 MAGIC = b"C330"
 FLAT = b"C33F"  # a flat frame: JSON and raw tensor bytes, for the many small frames of callbacks
+FRAMES = (MAGIC, FLAT)
 HEADER = struct.Struct(">4sQ")
 HANDLE = "__cs330_handle__"
 CALLBACK = "__cs330_callback__"  # {CALLBACK: [n, names]}: a function of the test process (code.Trusted)
@@ -107,6 +108,11 @@ def _with_tensors(value, tensors, depth):
             return tensors[value[TENSOR]]
         return {k: _with_tensors(v, tensors, depth + 1) for k, v in value.items()}
     return value
+
+
+def differentiable(value) -> bool:
+    """Whether a callback argument gets a gradient (both sides of a call must agree): float tensors."""
+    return isinstance(value, torch.Tensor) and value.is_floating_point()
 
 
 def read_payload(magic: bytes, payload: bytes):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch
 
+from cs330.grading.wire import differentiable
+
 MAX_TRANSFORMS = 6  # vjp of vjp of vmap ...: more than any test needs
 MAX_ELEMENTS = 1 << 24  # in one call's arguments: the test process computes on them, at the test's expense
 
@@ -17,8 +19,12 @@ class BadCall(ValueError):
     """A call whose spec or arguments do not fit (the worker's fault: not a result)."""
 
 
-def _differentiable(value) -> bool:
-    return isinstance(value, torch.Tensor) and value.is_floating_point()
+def _paired(out, cotangents) -> tuple:
+    """``fn``'s outputs and the worker's cotangents as tuples, one cotangent per output."""
+    outs = out if isinstance(out, tuple) else (out,)
+    if len(cotangents) != len(outs):
+        raise BadCall(f"{len(cotangents)} cotangents for {len(outs)} outputs")
+    return outs, tuple(cotangents)
 
 
 def _vjp(fn, n_in: int, functional: bool):
@@ -27,7 +33,7 @@ def _vjp(fn, n_in: int, functional: bool):
     graph either way, so that a vjp of it is a second derivative."""
     def vjp(*args):
         primals, cotangents = list(args[:n_in]), args[n_in:]
-        where = [i for i, p in enumerate(primals) if _differentiable(p)]
+        where = [i for i, p in enumerate(primals) if differentiable(p)]
 
         def of(*xs):
             full = list(primals)
@@ -38,17 +44,12 @@ def _vjp(fn, n_in: int, functional: bool):
         xs = [primals[i] for i in where]
         if functional:
             out, pull = torch.func.vjp(of, *xs)
-        else:
-            with torch.enable_grad():
-                xs = [x if x.requires_grad else x.detach().requires_grad_() for x in xs]
-                out = of(*xs)
-        outs = out if isinstance(out, tuple) else (out,)
-        if len(cotangents) != len(outs):
-            raise BadCall(f"{len(cotangents)} cotangents for {len(outs)} outputs")
-        if functional:
-            return tuple(pull(tuple(cotangents) if isinstance(out, tuple) else cotangents[0]))
+            _, cots = _paired(out, cotangents)
+            return tuple(pull(cots if isinstance(out, tuple) else cots[0]))
         with torch.enable_grad():
-            grads = torch.autograd.grad(outs, xs, cotangents, create_graph=True, allow_unused=True)
+            xs = [x if x.requires_grad else x.detach().requires_grad_() for x in xs]
+            outs, cots = _paired(of(*xs), cotangents)
+            grads = torch.autograd.grad(outs, xs, cots, create_graph=True, allow_unused=True)
         return tuple(torch.zeros_like(x) if g is None else g for x, g in zip(xs, grads))
     return vjp
 

@@ -216,8 +216,8 @@ class Worker:
     def _read(self, deadline: float, starting: bool = False) -> dict:
         header = self._read_exactly(wire.HEADER.size, deadline, starting)
         magic, length = wire.HEADER.unpack(header)
-        if magic not in (wire.MAGIC, wire.FLAT) or length > MAX_REPLY:
-            self._lie("too large" if magic in (wire.MAGIC, wire.FLAT) else "not a message")
+        if magic not in wire.FRAMES or length > MAX_REPLY:
+            self._lie("too large" if magic in wire.FRAMES else "not a message")
         payload = self._read_exactly(length, deadline, starting)
         try:
             message = wire.read_payload(magic, payload)

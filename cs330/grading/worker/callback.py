@@ -6,8 +6,8 @@ computes ``fn`` there and answers with the value: the implementation never enter
 
 The value is differentiable like ``fn`` itself, to any order and under ``torch.func`` transforms:
 the backward of a call is another call, of ``fn``'s vector-Jacobian product (computed by the test
-process with ``torch.func.vjp``), and a call under ``vmap`` asks for ``vmap(fn)`` on the whole
-batch. So a call carries a *spec*, the transforms to apply to ``fn`` in order::
+process: cs330.grading.trusted.callbacks), and a call under ``vmap`` asks for ``vmap(fn)`` on the
+whole batch. So a call carries a *spec*, the transforms to apply to ``fn`` in order::
 
     []                         fn(*args)
     [["vjp", n]]               the gradients of fn(*args[:n]) against the cotangents args[n:],
@@ -23,9 +23,7 @@ import inspect
 
 import torch
 
-
-def _differentiable(value) -> bool:
-    return isinstance(value, torch.Tensor) and value.is_floating_point()
+from cs330.grading.wire import differentiable
 
 
 class Callback:
@@ -72,7 +70,7 @@ class _Call(torch.autograd.Function):
             args[i] = t
         grads = _Call.apply(ctx.ask, (*ctx.spec, ("vjp", len(args))), *args, *cotangents)
         grads = iter(grads if isinstance(grads, tuple) else (grads,))
-        return (None, None, *[next(grads) if _differentiable(a) else None for a in args])
+        return (None, None, *[next(grads) if differentiable(a) else None for a in args])
 
     @staticmethod
     def vmap(info, in_dims, ask, spec, *args):

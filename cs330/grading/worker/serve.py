@@ -111,7 +111,7 @@ def _read():
     if header is None:
         return None
     magic, length = wire.HEADER.unpack(header)
-    if magic not in (wire.MAGIC, wire.FLAT):
+    if magic not in wire.FRAMES:
         os._exit(2)
     return wire.read_payload(magic, _read_exactly(length))
 
